@@ -1,0 +1,3 @@
+from claudenest.cli.main import main
+
+main()

@@ -1,0 +1,66 @@
+"""The agent's side of pairing: ask the relay for a code, show it, poll until a user approves it."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from claudenest import __version__
+from claudenest.errors import PairingFailed, RelayUnreachable
+
+
+def machine_info(name: str | None) -> dict[str, str]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": f"{platform.system()} {platform.release()} {platform.machine()}".strip(),
+        "name": name or socket.gethostname(),
+        "agent_version": __version__,
+    }
+
+
+async def pair(
+    relay_url: str, name: str | None, on_code: Callable[[dict[str, Any]], None], *, max_wait: float = 660
+) -> dict[str, Any]:
+    """Returns ``{"machine_token", "machine", "user"}`` once approved; raises PairingFailed otherwise."""
+    base = relay_url.rstrip("/")
+    async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+        try:
+            response = await http.post("/api/pairing/initiate", json=machine_info(name))
+        except httpx.HTTPError as exc:
+            raise RelayUnreachable(f"cannot reach the relay at {base}: {exc}") from None
+        if response.status_code != 201:
+            raise PairingFailed(f"the relay refused to start pairing ({response.status_code}): {_detail(response)}")
+        started = response.json()
+        on_code({"code": started["code"], "expires_at": started["expires_at"]})
+        interval = float(started["interval"])
+        headers = {"X-Device-Secret": started["device_secret"]}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while loop.time() < deadline:
+            await asyncio.sleep(interval)
+            try:
+                response = await http.get(f"/api/pairing/{started['code']}", headers=headers)
+            except httpx.HTTPError:
+                continue  # a blip while waiting for a human: keep polling
+            if response.status_code == 410:
+                raise PairingFailed(_detail(response))
+            if response.status_code != 200:
+                raise PairingFailed(f"pairing failed ({response.status_code}): {_detail(response)}")
+            body = response.json()
+            if body["status"] == "completed":
+                return body
+            if body["status"] == "slow_down":
+                interval = float(body["interval"])
+        raise PairingFailed("the pairing code expired before it was approved")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail"))
+    except ValueError:
+        return response.text[:200]

@@ -1,0 +1,1 @@
+"""The `claudenest` command line. Rendering (rich) lives here and only here."""

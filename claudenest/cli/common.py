@@ -1,0 +1,86 @@
+"""What every command shares: running coroutines, turning errors into exit codes, printing tables or JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from claudenest.agent import credentials
+from claudenest.client import RelayClient
+from claudenest.config import load_settings
+from claudenest.errors import AuthError, ClaudenestError
+
+T = TypeVar("T")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+relay_option = click.option("--relay", "relay_url", metavar="URL", help="Relay URL (default: the one you logged in to).")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Domain errors become one line on stderr and the documented exit code (docs/cli.md)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except ClaudenestError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=None, default=str))
+
+
+def table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
+    grid = Table(title=title, show_edge=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*("" if v is None else str(v) for v in row))
+    out.print(grid)
+
+
+def resolve_relay(relay_url: str | None) -> str:
+    url = relay_url or load_settings().cli_relay_url
+    if not url:
+        raise AuthError("no relay configured: run `claudenest login --relay URL --token cn_...` (or `claudenest up`)")
+    return url.rstrip("/")
+
+
+def client(relay_url: str | None) -> RelayClient:
+    """A client for the logged-in user: token from CLAUDENEST_TOKEN, else the keyring or credentials file."""
+    url = resolve_relay(relay_url)
+    token = os.environ.get("CLAUDENEST_TOKEN") or credentials.load("user", url)
+    if not token:
+        raise AuthError(f"not logged in to {url}: run `claudenest login --relay {url} --token cn_...`")
+    return RelayClient(url, token)
+
+
+async def with_client(relay_url: str | None, action: Callable[[RelayClient], Coroutine[Any, Any, T]]) -> T:
+    async with client(relay_url) as api:
+        return await action(api)
+
+
+def short(identifier: str | None) -> str:
+    return (identifier or "")[:8]

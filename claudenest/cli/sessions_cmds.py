@@ -1,0 +1,265 @@
+"""`claudenest sessions ...`: start, list, attach to, type into, read and end sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+import uuid
+from typing import Any
+
+import click
+
+from claudenest.cli.attach import DEFAULT_DETACH_KEY, OutputFollower, attach
+from claudenest.cli.common import err, handle_errors, json_option, out, print_json, relay_option, run, short, table, with_client
+from claudenest.cli.machines_cmds import find_machine
+from claudenest.client import RelayClient
+from claudenest.errors import ClaudenestError, NotFound
+
+ENDED = ("exited", "error")
+
+
+async def find_session(api: RelayClient, ref: str) -> dict[str, Any]:
+    """A session by full id, or by a unique id prefix among your recent sessions."""
+    try:
+        uuid.UUID(ref)
+        return await api.session(ref)
+    except ValueError:
+        pass
+    found = [s for s in await api.sessions(limit=1000) if s["id"].startswith(ref)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFound(f"no session {ref!r}")
+    raise ClaudenestError(f"{ref!r} matches several sessions: {', '.join(s['id'] for s in found)}")
+
+
+def _session_rows(sessions: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            short(s["id"]),
+            short(s["machine_id"]),
+            s["status"],
+            " ".join(s["command"]) if s["command"] else f"claude ({s['mode']})",
+            s["project_path"],
+            s["exit_code"] if s["exit_code"] is not None else "",
+            s["created_at"],
+        )
+        for s in sessions
+    ]
+
+
+@click.group()
+def sessions() -> None:
+    """Claude Code (or other) sessions running in PTYs on your machines."""
+
+
+@sessions.command("new")
+@click.option("--machine", help="Machine name or id (default: the only online machine).")
+@click.option("--cwd", default="~", show_default=True, help="Working directory on the machine.")
+@click.option("--command", "command", help="Run this command line instead of Claude Code, e.g. 'bash'.")
+@click.option("--headless", is_flag=True, help="Run `claude -p` with --prompt instead of an interactive session.")
+@click.option("--prompt", help="Prompt for a headless session.")
+@click.option("--cols", type=click.IntRange(1, 1000), help="Terminal width (default: this terminal's).")
+@click.option("--rows", type=click.IntRange(1, 1000), help="Terminal height (default: this terminal's).")
+@click.option("--attach", "then_attach", is_flag=True, help="Attach to the session once it has started.")
+@relay_option
+@json_option
+@handle_errors
+def sessions_new(
+    machine: str | None,
+    cwd: str,
+    command: str | None,
+    headless: bool,
+    prompt: str | None,
+    cols: int | None,
+    rows: int | None,
+    then_attach: bool,
+    relay_url: str | None,
+    as_json: bool,
+) -> None:
+    """Start a session and print its id."""
+    argv = shlex.split(command) if command else None
+    if command is not None and not argv:
+        raise click.BadParameter("is empty", param_hint="--command")
+    if headless and not prompt:
+        raise click.BadParameter("--headless needs --prompt", param_hint="--prompt")
+    size = click.get_terminal_size() if sys.stdout.isatty() else (120, 40)
+
+    async def create(api: RelayClient) -> dict[str, Any]:
+        target = await find_machine(api, machine)
+        return await api.create_session(
+            machine_id=target["id"],
+            cwd=cwd,
+            command=argv,
+            mode="headless" if headless else "interactive",
+            prompt=prompt,
+            cols=cols or size[0],
+            rows=rows or size[1],
+        )
+
+    session = run(with_client(relay_url, create))
+    if as_json:
+        print_json({"session": session})
+    elif session["status"] == "error":
+        err.print(f"session {session['id']} failed to start: {session['status_detail']}", highlight=False)
+    else:
+        click.echo(session["id"])
+    if session["status"] == "error":
+        sys.exit(1)
+    if then_attach:
+        _attach(session["id"], relay_url, read_only=False, detach_key=DEFAULT_DETACH_KEY)
+
+
+@sessions.command("list")
+@click.option("--machine", help="Only this machine (name or id).")
+@click.option("--status", type=click.Choice(["starting", "running", "exited", "error"]), help="Only this status.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@relay_option
+@json_option
+@handle_errors
+def sessions_list(machine: str | None, status: str | None, limit: int, relay_url: str | None, as_json: bool) -> None:
+    """Your sessions, newest first."""
+
+    async def fetch(api: RelayClient) -> list[dict[str, Any]]:
+        machine_id = (await find_machine(api, machine))["id"] if machine else None
+        return await api.sessions(machine_id=machine_id, status=status, limit=limit)
+
+    found = run(with_client(relay_url, fetch))
+    if as_json:
+        print_json({"sessions": found})
+    else:
+        table(["ID", "MACHINE", "STATUS", "COMMAND", "CWD", "EXIT", "CREATED"], _session_rows(found))
+
+
+@sessions.command("show")
+@click.argument("session")
+@relay_option
+@json_option
+@handle_errors
+def sessions_show(session: str, relay_url: str | None, as_json: bool) -> None:
+    """One session's details."""
+    found = run(with_client(relay_url, lambda api: find_session(api, session)))
+    if as_json:
+        print_json({"session": found})
+    else:
+        table(["FIELD", "VALUE"], sorted(found.items()))
+
+
+def _attach(session_id: str, relay_url: str | None, *, read_only: bool, detach_key: bytes) -> None:
+    if not read_only:
+        err.print(f"[attached; {_key_name(detach_key)} detaches]", highlight=False)
+    result = run(with_client(relay_url, lambda api: attach(api, session_id, read_only=read_only, detach_key=detach_key)))
+    if result.detached:
+        err.print("\r\n[detached; the session keeps running]", highlight=False)
+        return
+    code = "" if result.exit_code is None else f" with code {result.exit_code}"
+    err.print(f"\r\n[session {result.status}{code}]", highlight=False)
+
+
+def _key_name(key: bytes) -> str:
+    if len(key) == 1 and key[0] < 32:
+        return "Ctrl-" + chr(key[0] + 64)
+    return repr(key)
+
+
+def _parse_key(text: str) -> bytes:
+    text = text.strip()
+    if text.lower().startswith("ctrl-") and len(text) == 6:
+        return bytes([ord(text[-1].upper()) - 64])
+    raise click.BadParameter("use the form ctrl-X, e.g. ctrl-] or ctrl-q", param_hint="--detach-key")
+
+
+@sessions.command("attach")
+@click.argument("session")
+@click.option("--read-only", is_flag=True, help="Watch without typing or resizing.")
+@click.option("--detach-key", default="ctrl-]", show_default=True, help="Key that detaches (ctrl-X form).")
+@relay_option
+@handle_errors
+def sessions_attach(session: str, read_only: bool, detach_key: str, relay_url: str | None) -> None:
+    """Attach this terminal to a session: keys go in, output comes out, resizes follow."""
+    key = _parse_key(detach_key)
+    found = run(with_client(relay_url, lambda api: find_session(api, session)))
+    _attach(found["id"], relay_url, read_only=read_only, detach_key=key)
+
+
+@sessions.command("send")
+@click.argument("session")
+@click.argument("text")
+@click.option("--no-enter", is_flag=True, help="Do not press Enter after the text.")
+@relay_option
+@json_option
+@handle_errors
+def sessions_send(session: str, text: str, no_enter: bool, relay_url: str | None, as_json: bool) -> None:
+    """Type TEXT into the session, then Enter (a carriage return, as a terminal sends it)."""
+    data = text.encode() + (b"" if no_enter else b"\r")
+
+    async def send(api: RelayClient) -> int:
+        return await api.send_input((await find_session(api, session))["id"], data)
+
+    sent = run(with_client(relay_url, send))
+    if as_json:
+        print_json({"sent": sent})
+
+
+@sessions.command("logs")
+@click.argument("session")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the session ends.")
+@click.option("--from", "from_offset", type=click.IntRange(0), default=0, help="Start at this byte offset.")
+@relay_option
+@handle_errors
+def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str | None) -> None:
+    """Print the session's output so far (raw bytes, as the terminal received them)."""
+
+    async def logs(api: RelayClient) -> None:
+        found = await find_session(api, session)
+        offset = from_offset
+        while True:
+            start, data, end, status = await api.logs(found["id"], offset)
+            if start > offset:
+                err.print(f"[{start - offset} older bytes are no longer kept]", highlight=False)
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            offset = start + len(data)
+            if not data or offset >= end:
+                break
+        if not follow or status in ENDED:
+            return
+
+        def write(chunk: bytes) -> None:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+        follower = OutputFollower(api, found["id"], from_offset=offset, read_only=True, write=write)
+        await follower.run()
+
+    with_follow = with_client(relay_url, logs)
+    try:
+        run(with_follow)
+    except (BrokenPipeError, asyncio.CancelledError):
+        pass
+
+
+@sessions.command("kill")
+@click.argument("session")
+@relay_option
+@json_option
+@handle_errors
+def sessions_kill(session: str, relay_url: str | None, as_json: bool) -> None:
+    """End the session's processes (SIGHUP, then SIGTERM, then SIGKILL)."""
+
+    async def kill(api: RelayClient) -> dict[str, Any]:
+        found = await find_session(api, session)
+        await api.terminate(found["id"])
+        for _ in range(100):  # the agent escalates within ~8 s; report the final state when we have it
+            found = await api.session(found["id"])
+            if found["status"] in ENDED:
+                break
+            await asyncio.sleep(0.1)
+        return found
+
+    ended = run(with_client(relay_url, kill))
+    if as_json:
+        print_json({"session": ended})
+    else:
+        out.print(f"{ended['id']}: {ended['status']}", highlight=False)

@@ -1,0 +1,108 @@
+"""The ASGI application: routes, error mapping, size limits. Built by :func:`create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from claudenest import __version__
+from claudenest.config import RelaySettings
+from claudenest.errors import ClaudenestError
+from claudenest.relay.auth import PairingLimits, TicketBook
+from claudenest.relay.hub import Hub
+from claudenest.relay.problems import domain_error_response, error_response
+from claudenest.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+
+class BodyLimit:
+    """Refuse request bodies over a size, whether or not the client sent Content-Length."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await error_response(413, "too_large", f"request body over {self.limit} bytes")(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await error_response(413, "too_large", f"request body over {self.limit} bytes")(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(store: Store, settings: RelaySettings) -> FastAPI:
+    hub = Hub(store, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="ClaudeNest relay",
+        version=__version__,
+        lifespan=lifespan,
+        description="Drive Claude Code on your machines. Authenticate with `Authorization: Bearer cn_...`.",
+    )
+    app.state.store = store
+    app.state.hub = hub
+    app.state.settings = settings
+    app.state.pairing_limits = PairingLimits()
+    app.state.tickets = TicketBook()
+
+    @app.exception_handler(ClaudenestError)
+    async def domain_error(_: Request, exc: ClaudenestError) -> JSONResponse:
+        return domain_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]} for err in exc.errors()
+        ]
+        return error_response(422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, exc.detail)
+
+    from claudenest.relay.routes import auth, machines, pages, pairing, sessions, ws
+
+    for module in (pages, auth, pairing, machines, sessions, ws):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    return app

@@ -1,0 +1,424 @@
+"""Fan-out between agents and viewers. No HTTP in here.
+
+Policy (docs/protocol.md): every byte an agent sends is kept in order by offset; a viewer gets bytes from the
+offset it asks for, never an unbounded replay; the slowest viewer never stalls the session or other viewers
+(its queue is bounded in bytes; past that it is cut over to a gap marker and a bounded tail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from claudenest import __version__
+from claudenest.clock import now_iso
+from claudenest.config import RelaySettings
+from claudenest.errors import Conflict, NotFound
+from claudenest.protocol import (
+    PROTOCOL_VERSION,
+    AgentHello,
+    Attach,
+    Attached,
+    Error,
+    Forget,
+    Frame,
+    FrameKind,
+    Gap,
+    Kill,
+    Message,
+    Resize,
+    Resume,
+    SessionExited,
+    SessionStarted,
+    SessionStatus,
+    Spawn,
+)
+from claudenest.relay.outbox import Outbox, Output
+from claudenest.relay.streams import Attachment, SessionStream
+from claudenest.store import Store
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.1
+FLUSH_BYTES = 256 << 10
+
+
+@dataclass
+class AgentPeer:
+    machine: dict[str, Any]
+    outbox: Outbox
+    close: Callable[[int, str], Awaitable[None]]
+    input_offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def machine_id(self) -> str:
+        return str(self.machine["id"])
+
+
+@dataclass(eq=False)
+class Viewer:
+    user_id: str
+    outbox: Outbox
+    sessions: set[str] = field(default_factory=set)
+
+
+class Hub:
+    def __init__(self, store: Store, settings: RelaySettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.agents: dict[str, AgentPeer] = {}
+        self.streams: dict[str, SessionStream] = {}
+        self._spawn_waiters: dict[str, asyncio.Future[Message]] = {}
+        self._flush_now = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._stream_locks: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop(), name="hub-flusher")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
+        for agent in list(self.agents.values()):
+            await agent.outbox.stop()
+
+    def online(self, machine_id: str) -> bool:
+        return machine_id in self.agents
+
+    # -- streams ------------------------------------------------------------------------------------------------
+
+    async def stream(self, session_id: str) -> SessionStream:
+        found = self.streams.get(session_id)
+        if found is not None:
+            return found
+        lock = self._stream_locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            found = self.streams.get(session_id)
+            if found is None:
+                session = await self.store.sessions.get(session_id)
+                found = SessionStream(
+                    session_id=session_id,
+                    machine_id=session["machine_id"],
+                    user_id=session["user_id"],
+                    end=session["output_bytes"],
+                    persisted=session["output_bytes"],
+                    ring_limit=self.settings.ring_bytes,
+                    status=session["status"],
+                    cols=session["cols"],
+                    rows=session["rows"],
+                )
+                self.streams[session_id] = found
+        return found
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), FLUSH_INTERVAL)
+            self._flush_now.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not persist session output; will retry")
+
+    async def flush(self) -> None:
+        """Persist every stream's pending bytes in one transaction, then forget ended sessions fully kept."""
+        batch: list[tuple[str, int, bytes]] = []
+        snapshot: list[tuple[SessionStream, int, list[tuple[int, bytes]]]] = []
+        for stream in self.streams.values():
+            if stream.pending:
+                taken = stream.take_pending()
+                snapshot.append((stream, stream.end, taken))
+                batch.extend((stream.session_id, offset, data) for offset, data in taken)
+        if batch:
+            try:
+                await self.store.sessions.append_output(batch, self.settings.log_cap_bytes)
+            except BaseException:
+                for stream, _, taken in snapshot:  # put them back in front, so nothing is lost
+                    stream.pending[:0] = taken
+                    stream.pending_bytes += sum(len(d) for _, d in taken)
+                raise
+            for stream, end, _ in snapshot:
+                stream.persisted = max(stream.persisted, end)
+        for stream in list(self.streams.values()):
+            if stream.exit_end is not None and stream.persisted >= stream.exit_end:
+                agent = self.agents.get(stream.machine_id)
+                if agent is not None:
+                    agent.outbox.put(Forget(session_id=stream.session_id))
+                stream.exit_end = None
+                if not stream.attachments:
+                    self.streams.pop(stream.session_id, None)
+
+    # -- agents -------------------------------------------------------------------------------------------------
+
+    async def agent_connected(self, agent: AgentPeer, hello: AgentHello) -> None:
+        previous = self.agents.get(agent.machine_id)
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous.close(4000, "replaced by a newer connection of the same machine")
+            await previous.outbox.stop()
+        self.agents[agent.machine_id] = agent
+        agent.outbox.start()
+
+        announced = {s.session_id: s for s in hello.sessions}
+        for session in await self.store.sessions.live_on_machine(agent.machine_id):
+            if session["id"] not in announced:
+                await self._set_status(
+                    session["id"], "error", status_detail="the agent no longer has this session (agent restarted?)"
+                )
+        for live in hello.sessions:
+            try:
+                session = await self.store.sessions.get(live.session_id)
+            except NotFound:
+                session = None
+            if session is None or session["machine_id"] != agent.machine_id:
+                agent.outbox.put(Kill(session_id=live.session_id))
+                agent.outbox.put(Forget(session_id=live.session_id))
+                continue
+            stream = await self.stream(live.session_id)
+            agent.input_offsets.setdefault(live.session_id, 0)
+            agent.outbox.put(Resume(session_id=live.session_id, from_offset=stream.end))
+
+    async def agent_disconnected(self, agent: AgentPeer) -> None:
+        if self.agents.get(agent.machine_id) is agent:
+            del self.agents[agent.machine_id]
+        await agent.outbox.stop()
+
+    async def agent_frame(self, agent: AgentPeer, frame: Frame) -> None:
+        if frame.kind is not FrameKind.OUTPUT:
+            agent.outbox.put(Error(code="bad_frame", message="agents send only output frames"))
+            return
+        stream = self.streams.get(frame.session_id)
+        if stream is None:
+            try:
+                stream = await self.stream(frame.session_id)
+            except NotFound:
+                stream = None
+        if stream is None or stream.machine_id != agent.machine_id:
+            agent.outbox.put(Error(code="unknown_session", message="no such session", session_id=frame.session_id))
+            return
+        self._ingest(stream, frame.offset, frame.payload)
+
+    def _ingest(self, stream: SessionStream, offset: int, data: bytes) -> None:
+        start, fresh, gap_from = stream.accept(offset, data)
+        if gap_from is not None:
+            log.warning("session %s: bytes %d-%d were lost before reaching the relay", stream.session_id, gap_from, offset)
+            for attachment in stream.attachments.values():
+                self._send_gap(stream, attachment, gap_from, offset)
+        if fresh:
+            for attachment in list(stream.attachments.values()):
+                self._deliver(stream, attachment, start, fresh)
+        if stream.pending_bytes >= FLUSH_BYTES:
+            self._flush_now.set()
+
+    async def agent_message(self, agent: AgentPeer, message: Message) -> None:
+        if isinstance(message, SessionStarted):
+            await self._for_agent_session(agent, message.session_id)
+            await self.store.sessions.update(message.session_id, pid=message.pid, started_at=now_iso())
+            await self._set_status(message.session_id, "running")
+            self._resolve_spawn(message.session_id, message)
+        elif isinstance(message, SessionExited):
+            stream = await self._for_agent_session(agent, message.session_id)
+            await self.store.sessions.update(message.session_id, exit_code=message.exit_code)
+            await self._set_status(
+                message.session_id, message.status, status_detail=message.reason, exit_code=message.exit_code
+            )
+            stream.exit_end = message.end_offset
+            self._flush_now.set()
+            self._resolve_spawn(message.session_id, message)
+        elif isinstance(message, Gap):
+            stream = await self._for_agent_session(agent, message.session_id)
+            self._ingest(stream, message.to_offset, b"")
+        else:
+            agent.outbox.put(Error(code="unexpected", message=f"agents do not send {message.type}"))
+
+    async def _for_agent_session(self, agent: AgentPeer, session_id: str) -> SessionStream:
+        stream = await self.stream(session_id)
+        if stream.machine_id != agent.machine_id:
+            raise NotFound(f"no session {session_id} on this machine")
+        return stream
+
+    # -- session control (called by the HTTP routes) -------------------------------------------------------------
+
+    async def spawn(self, session: dict[str, Any], timeout: float) -> Message | None:
+        agent = self.agents.get(session["machine_id"])
+        if agent is None:
+            raise Conflict("the machine is offline")
+        await self.stream(session["id"])
+        waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._spawn_waiters[session["id"]] = waiter
+        agent.input_offsets[session["id"]] = 0
+        agent.outbox.put(
+            Spawn(
+                session_id=session["id"],
+                cwd=session["project_path"],
+                cols=session["cols"],
+                rows=session["rows"],
+                command=session["command"],
+                mode=session["mode"],
+                prompt=session["initial_prompt"],
+            )
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._spawn_waiters.pop(session["id"], None)
+
+    def _resolve_spawn(self, session_id: str, message: Message) -> None:
+        waiter = self._spawn_waiters.get(session_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)
+
+    def _agent_for(self, stream: SessionStream) -> AgentPeer:
+        if stream.ended:
+            raise Conflict(f"the session has ended ({stream.status})")
+        agent = self.agents.get(stream.machine_id)
+        if agent is None:
+            raise Conflict("the session's machine is offline")
+        return agent
+
+    async def send_input(self, session_id: str, data: bytes) -> None:
+        stream = await self.stream(session_id)
+        agent = self._agent_for(stream)
+        offset = agent.input_offsets.get(session_id, 0)
+        agent.input_offsets[session_id] = offset + len(data)
+        agent.outbox.put(Frame(FrameKind.INPUT, session_id, offset, data))
+
+    async def resize(self, session_id: str, cols: int, rows: int) -> None:
+        stream = await self.stream(session_id)
+        agent = self._agent_for(stream)
+        stream.cols, stream.rows = cols, rows
+        agent.outbox.put(Resize(session_id=session_id, cols=cols, rows=rows))
+        await self.store.sessions.update(session_id, cols=cols, rows=rows)
+
+    async def kill(self, session_id: str) -> None:
+        stream = await self.stream(session_id)
+        agent = self._agent_for(stream)
+        agent.outbox.put(Kill(session_id=session_id))
+
+    async def _set_status(self, session_id: str, status: str, **fields: Any) -> None:
+        await self.store.sessions.update(session_id, status=status, **fields)
+        stream = self.streams.get(session_id)
+        if stream is None:
+            return
+        stream.status = status
+        event = SessionStatus(
+            session_id=session_id,
+            status=status,
+            exit_code=fields.get("exit_code"),
+            end_offset=stream.end,
+            reason=fields.get("status_detail"),
+        )
+        for attachment in stream.attachments.values():
+            attachment.viewer.outbox.put(event)
+
+    # -- viewers ------------------------------------------------------------------------------------------------
+
+    async def attach(self, viewer: Viewer, request: Attach) -> None:
+        session = await self.store.sessions.get(request.session_id, viewer.user_id)  # NotFound for others' sessions
+        stream = await self.stream(session["id"])
+        limit = self.settings.replay_limit_bytes
+        requested = max(stream.end - limit, 0) if request.from_offset is None else request.from_offset
+        # Never more than the replay limit, never older than the log keeps; a viewer ahead of us waits.
+        start = max(requested, stream.end - limit, session["log_start_offset"])
+        early = b""
+        if start < stream.ring_start:
+            # Older than the ring: read the persisted log (bounded by the replay limit) before going live.
+            read_from, early = await self.store.sessions.read_output(
+                stream.session_id, start, stream.ring_start - start
+            )
+            if read_from > start:
+                start = read_from
+        # No awaits from here on: the ring cannot move while we line up backlog and live bytes.
+        attachment = Attachment(viewer=viewer, read_only=request.read_only, next_offset=start)
+        viewer.outbox.put(
+            Attached(
+                session_id=stream.session_id,
+                status=stream.status,
+                from_offset=start,
+                end_offset=stream.end,
+                cols=stream.cols,
+                rows=stream.rows,
+                read_only=request.read_only,
+            )
+        )
+        if requested < start:
+            viewer.outbox.put(Gap(session_id=stream.session_id, from_offset=requested, to_offset=start))
+        if early:
+            viewer.outbox.put(Output(stream.session_id, start, early))
+            attachment.next_offset = start + len(early)
+        if attachment.next_offset < stream.ring_start <= stream.end:
+            viewer.outbox.put(
+                Gap(session_id=stream.session_id, from_offset=attachment.next_offset, to_offset=stream.ring_start)
+            )
+            attachment.next_offset = stream.ring_start
+        if attachment.next_offset < stream.end:
+            viewer.outbox.put(Output(stream.session_id, attachment.next_offset, stream.from_ring(attachment.next_offset)))
+            attachment.next_offset = stream.end
+        stream.attachments[id(viewer)] = attachment
+        viewer.sessions.add(stream.session_id)
+        if stream.ended:
+            viewer.outbox.put(
+                SessionStatus(
+                    session_id=stream.session_id,
+                    status=stream.status,
+                    exit_code=session["exit_code"],
+                    end_offset=stream.end,
+                    reason=session["status_detail"],
+                )
+            )
+
+    def detach(self, viewer: Viewer, session_id: str) -> None:
+        stream = self.streams.get(session_id)
+        if stream is not None:
+            stream.attachments.pop(id(viewer), None)
+        viewer.sessions.discard(session_id)
+
+    def viewer_gone(self, viewer: Viewer) -> None:
+        for session_id in list(viewer.sessions):
+            self.detach(viewer, session_id)
+
+    def attachment(self, viewer: Viewer, session_id: str) -> Attachment:
+        stream = self.streams.get(session_id)
+        attachment = stream.attachments.get(id(viewer)) if stream else None
+        if attachment is None:
+            raise Conflict("attach to the session first")
+        return attachment
+
+    def _deliver(self, stream: SessionStream, attachment: Attachment, start: int, data: bytes) -> None:
+        end = start + len(data)
+        if end <= attachment.next_offset:
+            return  # the viewer already has these bytes (it attached from a later offset)
+        if start < attachment.next_offset:
+            data = data[attachment.next_offset - start :]
+            start = attachment.next_offset
+        outbox = attachment.viewer.outbox
+        if outbox.queued_bytes + len(data) > self.settings.viewer_queue_bytes:
+            # Too far behind: drop its backlog and send a gap marker plus a bounded tail instead.
+            dropped_from = outbox.drop_output(stream.session_id)
+            behind = dropped_from if dropped_from is not None else start
+            tail_start = max(stream.ring_start, stream.end - self.settings.replay_limit_bytes)
+            self._send_gap(stream, attachment, behind, tail_start)
+            outbox.put(Output(stream.session_id, tail_start, stream.from_ring(tail_start)))
+            attachment.next_offset = stream.end
+            return
+        outbox.put(Output(stream.session_id, start, data))
+        attachment.next_offset = end
+
+    def _send_gap(self, stream: SessionStream, attachment: Attachment, from_offset: int, to_offset: int) -> None:
+        if to_offset > from_offset:
+            attachment.viewer.outbox.put(Gap(session_id=stream.session_id, from_offset=from_offset, to_offset=to_offset))
+        attachment.next_offset = max(attachment.next_offset, to_offset)
+
+    def welcome_version(self) -> tuple[int, str]:
+        return PROTOCOL_VERSION, __version__

@@ -1,0 +1,119 @@
+"""One writer task per WebSocket peer, fed by a queue whose size in bytes is always known."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from claudenest.protocol import Frame, FrameKind, Message, encode_frame, encode_message
+
+log = logging.getLogger(__name__)
+
+# Contiguous output for one session is merged up to this size into one frame while a send is in flight.
+COALESCE_LIMIT = 256 << 10
+
+
+@dataclass
+class Output:
+    session_id: str
+    offset: int
+    data: bytes
+
+
+Item = Output | Message | Frame
+
+
+class Outbox:
+    """Items wait here while the peer is slow; ``send_text``/``send_bytes`` are the peer's own senders."""
+
+    def __init__(
+        self,
+        name: str,
+        send_text: Callable[[str], Awaitable[None]],
+        send_bytes: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self._send_text = send_text
+        self._send_bytes = send_bytes
+        self.items: deque[Item] = deque()
+        self.queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self.closed.set()
+
+    def put(self, item: Item) -> None:
+        self.items.append(item)
+        self.queued_bytes += _size(item)
+        self._wake.set()
+
+    def drop_output(self, session_id: str) -> int | None:
+        """Remove queued output of one session; return the offset of the first byte dropped, if any."""
+        first: int | None = None
+        kept: deque[Item] = deque()
+        for item in self.items:
+            if isinstance(item, Output) and item.session_id == session_id:
+                if first is None:
+                    first = item.offset
+                self.queued_bytes -= len(item.data)
+            else:
+                kept.append(item)
+        self.items = kept
+        return first
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if not self.items:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                item = self.items.popleft()
+                self.queued_bytes -= _size(item)
+                if isinstance(item, Output):
+                    item = self._coalesce(item)
+                    await self._send_bytes(encode_frame(Frame(FrameKind.OUTPUT, item.session_id, item.offset, item.data)))
+                elif isinstance(item, Frame):
+                    await self._send_bytes(encode_frame(item))
+                else:
+                    await self._send_text(encode_message(item))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away; its reader notices and cleans up
+            log.debug("outbox %s stopped: %s", self.name, exc)
+        finally:
+            self.closed.set()
+
+    def _coalesce(self, first: Output) -> Output:
+        data = first.data
+        while self.items and len(data) < COALESCE_LIMIT:
+            nxt = self.items[0]
+            if not (isinstance(nxt, Output) and nxt.session_id == first.session_id):
+                break
+            if nxt.offset != first.offset + len(data):
+                break
+            self.items.popleft()
+            self.queued_bytes -= len(nxt.data)
+            data += nxt.data
+        return Output(first.session_id, first.offset, data) if data is not first.data else first
+
+
+def _size(item: Item) -> int:
+    if isinstance(item, Output):
+        return len(item.data)
+    if isinstance(item, Frame):
+        return len(item.payload)
+    return 0

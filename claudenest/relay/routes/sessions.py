@@ -1,0 +1,158 @@
+"""Sessions: create on a machine, list, show, type into, resize, terminate, read the output log."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from claudenest.errors import Conflict
+from claudenest.relay.routes.deps import HubDep, SettingsDep, StoreDep, UserDep
+
+router = APIRouter(tags=["sessions"])
+
+SPAWN_WAIT = 10.0
+MAX_INPUT = 64 << 10
+MAX_LOG_READ = 4 << 20
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    machine_id: str = Field(min_length=1, max_length=64)
+    cwd: str = Field("~", min_length=1, max_length=4096, description="working directory on the machine")
+    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        None, min_length=1, max_length=256, description="argv to run instead of Claude Code"
+    )
+    mode: Literal["interactive", "headless"] = "interactive"
+    prompt: str | None = Field(None, max_length=100_000)
+    cols: int = Field(120, ge=1, le=1000)
+    rows: int = Field(40, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def headless_needs_prompt(self) -> SessionCreate:
+        if self.mode == "headless" and not self.prompt:
+            raise ValueError("headless sessions need a prompt")
+        return self
+
+
+class SessionInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(None, max_length=MAX_INPUT)
+    data_base64: str | None = Field(None, max_length=MAX_INPUT * 2)
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> SessionInput:
+        if (self.text is None) == (self.data_base64 is None):
+            raise ValueError("send exactly one of text or data_base64")
+        return self
+
+    def payload(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode()
+        try:
+            return base64.b64decode(self.data_base64 or "", validate=True)
+        except ValueError:
+            raise ValueError("data_base64 is not valid base64") from None
+
+
+class SessionResize(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cols: int = Field(ge=1, le=1000)
+    rows: int = Field(ge=1, le=1000)
+
+
+@router.post("/api/sessions", status_code=201)
+async def create_session(body: SessionCreate, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+    """Start Claude Code (or ``command``) in a PTY on the machine; waits briefly for the agent to confirm."""
+    machine = await store.machines.get(body.machine_id, user["id"])
+    if machine["revoked_at"]:
+        raise Conflict("the machine has been revoked")
+    if not hub.online(machine["id"]):
+        raise Conflict(f"machine {machine['name']} is offline")
+    session = await store.sessions.create(
+        user_id=user["id"],
+        machine_id=machine["id"],
+        mode=body.mode,
+        command=body.command,
+        project_path=body.cwd,
+        cols=body.cols,
+        rows=body.rows,
+        initial_prompt=body.prompt,
+    )
+    # The agent answers started or error within moments; past SPAWN_WAIT the session is returned as 'starting'.
+    await hub.spawn(session, SPAWN_WAIT)
+    return {"session": await store.sessions.get(session["id"])}
+
+
+@router.get("/api/sessions")
+async def list_sessions(
+    user: UserDep,
+    store: StoreDep,
+    machine_id: str | None = None,
+    status: str | None = Query(None, max_length=20),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    return {"sessions": await store.sessions.list(user["id"], machine_id=machine_id, status=status, limit=limit)}
+
+
+@router.get("/api/sessions/{session_id}")
+async def get_session(session_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    return {"session": await store.sessions.get(session_id, user["id"])}
+
+
+@router.post("/api/sessions/{session_id}/input", status_code=202)
+async def send_input(session_id: str, body: SessionInput, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+    await store.sessions.get(session_id, user["id"])
+    try:
+        data = body.payload()
+    except ValueError as exc:
+        raise RequestValidationError([{"loc": ("body", "data_base64"), "msg": str(exc), "type": "value_error"}]) from None
+    await hub.send_input(session_id, data)
+    return {"sent": len(data)}
+
+
+@router.post("/api/sessions/{session_id}/resize", status_code=202)
+async def resize(session_id: str, body: SessionResize, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+    await store.sessions.get(session_id, user["id"])
+    await hub.resize(session_id, body.cols, body.rows)
+    return {"cols": body.cols, "rows": body.rows}
+
+
+@router.post("/api/sessions/{session_id}/terminate", status_code=202)
+async def terminate(session_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+    """Ask the agent to end the session (SIGHUP, then SIGTERM, then SIGKILL to its process group)."""
+    await store.sessions.get(session_id, user["id"])
+    await hub.kill(session_id)
+    return {"session": await store.sessions.get(session_id)}
+
+
+@router.get(
+    "/api/sessions/{session_id}/logs",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def read_logs(
+    session_id: str,
+    user: UserDep,
+    store: StoreDep,
+    hub: HubDep,
+    settings: SettingsDep,
+    from_offset: int = Query(0, ge=0, alias="from"),
+    limit: int = Query(1 << 20, ge=1, le=MAX_LOG_READ),
+) -> Response:
+    """Raw output bytes from ``from``. Headers: ``X-Offset`` (first byte returned, later than ``from`` where
+    older output was dropped), ``X-End-Offset`` (all output so far) and ``X-Session-Status``."""
+    session = await store.sessions.get(session_id, user["id"])
+    await hub.flush()  # what viewers have seen is readable here too
+    start, data = await store.sessions.read_output(session_id, from_offset, limit)
+    stream = hub.streams.get(session_id)
+    end = stream.end if stream else session["output_bytes"]
+    status = stream.status if stream else session["status"]
+    return Response(
+        content=data,
+        media_type="application/octet-stream",
+        headers={"X-Offset": str(start), "X-End-Offset": str(max(end, start + len(data))), "X-Session-Status": status},
+    )

@@ -1,0 +1,94 @@
+"""Run the relay: take the database, build the app, serve it with uvicorn until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from claudenest.config import RelaySettings, paths
+from claudenest.relay.app import create_app
+from claudenest.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningRelay:
+    server: uvicorn.Server
+    store: Store
+    url: str
+    # Work that lives as long as the relay (the embedded agent of `claudenest up`); cancelled at shutdown.
+    companions: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def database_path(settings: RelaySettings) -> str:
+    return settings.database or str(paths().ensure().database)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(
+    settings: RelaySettings,
+    on_ready: Callable[[RunningRelay], None] | None = None,
+    prepare: Callable[[Store, str], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn's handlers) or ``server.should_exit``.
+
+    ``prepare(store, url)`` runs once the database is ours and the port is bound, before the first request.
+    """
+    store = await Store.open(database_path(settings), exclusive=True)
+    running: RunningRelay | None = None
+    try:
+        sock = bind(settings.host, settings.port)
+        port = sock.getsockname()[1]
+        scheme = "https" if settings.tls_cert else "http"
+        host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+        if prepare is not None:
+            await prepare(store, url)
+        app = create_app(store, settings)
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            ws="websockets-sansio",
+            ws_max_size=settings.max_frame_bytes,
+            ws_ping_interval=15,
+            ws_ping_timeout=30,
+            ssl_certfile=settings.tls_cert or None,
+            ssl_keyfile=settings.tls_key or None,
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies) or None,
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        running = RunningRelay(server=server, store=store, url=url)
+        serve_task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serve_task.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            log.info("relay listening on %s (database %s)", url, store.path)
+            if on_ready is not None:
+                on_ready(running)
+        await serve_task
+    finally:
+        if running is not None:
+            for task in running.companions:
+                task.cancel()
+            for task in running.companions:
+                with contextlib.suppress(BaseException):
+                    await task
+        await store.close()

@@ -1,0 +1,164 @@
+"""``Store.open()`` connects, sets pragmas, loads sqlite-vec, applies migrations and hands out query objects."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from claudenest.clock import now_iso
+from claudenest.errors import DatabaseLocked, StoreError
+from claudenest.store import sqlite
+from claudenest.store.migrations import MIGRATIONS
+
+
+def sqlite_versions() -> dict[str, str]:
+    return sqlite.versions()
+
+
+class Store:
+    """The relay's database. One writer: every write goes through :meth:`write`, which serialises them."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_fd: int | None) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock_fd = lock_fd
+        self._write_lock = asyncio.Lock()
+        from claudenest.store.machines import MachineQueries
+        from claudenest.store.sessions import SessionQueries
+        from claudenest.store.users import UserQueries
+
+        self.users = UserQueries(self)
+        self.machines = MachineQueries(self)
+        self.sessions = SessionQueries(self)
+
+    @classmethod
+    async def open(cls, path: str | Path, *, exclusive: bool = False) -> Store:
+        """Open (creating if needed) and migrate. ``exclusive`` takes the one-relay-per-file lock."""
+        path = str(path)
+        lock_fd = None
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if exclusive:
+                lock_fd = _take_lock(path + ".lock")
+        try:
+            conn = aiosqlite.Connection(lambda: sqlite.connect(path), iter_chunk_size=256)
+            await conn
+            if path != ":memory:":
+                os.chmod(path, 0o600)
+            store = cls(conn, path, lock_fd)
+            await store._migrate()
+        except StoreError:
+            _release_lock(lock_fd)
+            raise
+        except Exception as exc:
+            _release_lock(lock_fd)
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+        _release_lock(self._lock_fd)
+        self._lock_fd = None
+
+    async def _migrate(self) -> None:
+        async with self.write() as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT)"
+            )
+            done = {row[0] for row in await db.fetchall("SELECT id FROM _migrations")}
+            for number, name, sql in MIGRATIONS:
+                if number in done:
+                    continue
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", (number, name, now_iso())
+                )
+
+    async def applied_migrations(self) -> list[int]:
+        return [row[0] for row in await self.fetchall("SELECT id FROM _migrations ORDER BY id")]
+
+    # -- plain access -------------------------------------------------------------------------------------------
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one write statement in its own transaction; returns the number of rows changed."""
+        async with self.write() as db:
+            return await db.execute(sql, params)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[WriteTransaction]:
+        """A ``BEGIN IMMEDIATE`` transaction: decisions made inside it cannot race another writer."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield WriteTransaction(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+
+class WriteTransaction:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        await self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _take_lock(lock_path: str) -> int:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = ""
+        try:
+            holder = Path(lock_path).read_text().strip()
+        except OSError:
+            pass
+        raise DatabaseLocked(
+            f"another relay (pid {holder or 'unknown'}) already owns {lock_path[: -len('.lock')]}; "
+            "stop it first or point this one at another database"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _release_lock(fd: int | None) -> None:
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

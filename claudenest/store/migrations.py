@@ -1,0 +1,107 @@
+"""Numbered, append-only schema migrations, recorded in ``_migrations`` and applied on open.
+
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "core: users, tokens, machines, pairing, sessions, session logs",
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT,
+            is_owner INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE personal_access_tokens (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            abilities TEXT NOT NULL DEFAULT '["*"]',
+            expires_at TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE web_sessions (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE login_links (
+            token_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE TABLE machines (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            hostname TEXT NOT NULL DEFAULT '',
+            platform TEXT NOT NULL DEFAULT '',
+            agent_version TEXT NOT NULL DEFAULT '',
+            claude_version TEXT,
+            token_hash TEXT UNIQUE,
+            last_seen_at TEXT,
+            last_ip TEXT,
+            revoked_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX machines_user ON machines(user_id);
+        CREATE TABLE pairing_codes (
+            id TEXT PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE,
+            device_secret_hash TEXT NOT NULL,
+            hostname TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            requested_name TEXT NOT NULL,
+            agent_version TEXT NOT NULL,
+            ip TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+            machine_id TEXT REFERENCES machines(id) ON DELETE CASCADE,
+            last_polled_at TEXT,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE claude_sessions (
+            id TEXT PRIMARY KEY,
+            machine_id TEXT NOT NULL REFERENCES machines(id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            mode TEXT NOT NULL,
+            command TEXT,
+            project_path TEXT NOT NULL,
+            initial_prompt TEXT,
+            status TEXT NOT NULL,
+            status_detail TEXT,
+            pid INTEGER,
+            exit_code INTEGER,
+            cols INTEGER NOT NULL,
+            rows INTEGER NOT NULL,
+            output_bytes INTEGER NOT NULL DEFAULT 0,
+            log_start_offset INTEGER NOT NULL DEFAULT 0,
+            total_tokens INTEGER NOT NULL DEFAULT 0,
+            total_cost REAL NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            completed_at TEXT
+        );
+        CREATE INDEX claude_sessions_user ON claude_sessions(user_id, created_at);
+        CREATE INDEX claude_sessions_machine ON claude_sessions(machine_id, status);
+        CREATE TABLE session_logs (
+            session_id TEXT NOT NULL REFERENCES claude_sessions(id) ON DELETE CASCADE,
+            offset INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (session_id, offset)
+        ) WITHOUT ROWID;
+        """,
+    ),
+]
