@@ -155,7 +155,9 @@ def _stdout_write(data: bytes) -> None:
         view = view[written:]
 
 
-async def attach(api: RelayClient, session_id: str, *, read_only: bool, detach_key: bytes) -> StreamResult:
+async def attach(
+    api: RelayClient, session_id: str, *, read_only: bool, detach_key: bytes, banner: str = ""
+) -> StreamResult:
     follower = OutputFollower(
         api,
         session_id,
@@ -188,13 +190,16 @@ async def attach(api: RelayClient, session_id: str, *, read_only: bool, detach_k
         cols, rows = shutil.get_terminal_size()
         asyncio.ensure_future(follower.resize(cols, rows))
 
+    if saved is not None:
+        # Raw at once, without discarding what the user already typed: it is sent once we are attached.
+        tty.setraw(stdin, termios.TCSANOW)
     follow = asyncio.ensure_future(follower.run())
     try:
         await asyncio.wait({follow, asyncio.ensure_future(follower.attached.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if follow.done():
             return follow.result()
-        if saved is not None:
-            tty.setraw(stdin)
+        if banner:
+            os.write(sys.stderr.fileno(), banner.encode() + b"\r\n")
         loop.add_reader(stdin, on_key)
         if interactive and not read_only:
             loop.add_signal_handler(signal.SIGWINCH, on_winch)

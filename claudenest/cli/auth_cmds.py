@@ -33,7 +33,7 @@ def login(relay_url: str, token: str, as_json: bool) -> None:
     if as_json:
         print_json({"user": user, "relay": relay_url, "stored_in": where})
     else:
-        out.print(f"Logged in to {relay_url} as {user['email']} (token stored in {where}).", highlight=False)
+        out.print(f"Logged in to {relay_url} as {user['email']} (token stored in {where}).", highlight=False, markup=False)
 
 
 @click.command()
@@ -43,7 +43,7 @@ def logout(relay_url: str | None) -> None:
     """Forget the stored token for the relay."""
     url = resolve_relay(relay_url)
     credentials.delete("user", url)
-    out.print(f"Logged out of {url}.", highlight=False)
+    out.print(f"Logged out of {url}.", highlight=False, markup=False)
 
 
 @click.command()
@@ -56,4 +56,4 @@ def whoami(relay_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"user": user})
     else:
-        out.print(f"{user['email']} on {resolve_relay(relay_url)}", highlight=False)
+        out.print(f"{user['email']} on {resolve_relay(relay_url)}", highlight=False, markup=False)

@@ -108,7 +108,7 @@ def machines_approve(code: str, name: str | None, yes: bool, relay_url: str | No
     if as_json:
         print_json({"machine": machine})
     else:
-        out.print(f"Paired {machine['name']} ({machine['id']}).", highlight=False)
+        out.print(f"Paired {machine['name']} ({machine['id']}).", highlight=False, markup=False)
 
 
 @machines.command("revoke")
@@ -126,7 +126,7 @@ def machines_revoke(machine: str, relay_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"machine": revoked})
     else:
-        out.print(f"Revoked {revoked['name']} ({revoked['id']}).", highlight=False)
+        out.print(f"Revoked {revoked['name']} ({revoked['id']}).", highlight=False, markup=False)
 
 
 @click.command()

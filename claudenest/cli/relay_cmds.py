@@ -42,7 +42,7 @@ def serve_cmd(**flags: Any) -> None:
     settings = relay_settings(**flags)
 
     def ready(running: Any) -> None:
-        err.print(f"ClaudeNest relay listening on {running.url}", highlight=False)
+        err.print(f"ClaudeNest relay listening on {running.url}", highlight=False, markup=False)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings, on_ready=ready))
@@ -87,7 +87,7 @@ def user_add(email: str, expires_days: int, as_json: bool) -> None:
     if as_json:
         print_json(created)
     else:
-        out.print(f"Created {created['user']['email']}. Personal access token (shown once):", highlight=False)
+        out.print(f"Created {created['user']['email']}. Personal access token (shown once):", highlight=False, markup=False)
         click.echo(created["token"])
 
 

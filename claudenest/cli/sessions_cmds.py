@@ -102,7 +102,7 @@ def sessions_new(
     if as_json:
         print_json({"session": session})
     elif session["status"] == "error":
-        err.print(f"session {session['id']} failed to start: {session['status_detail']}", highlight=False)
+        err.print(f"session {session['id']} failed to start: {session['status_detail']}", highlight=False, markup=False)
     else:
         click.echo(session["id"])
     if session["status"] == "error":
@@ -147,14 +147,18 @@ def sessions_show(session: str, relay_url: str | None, as_json: bool) -> None:
 
 
 def _attach(session_id: str, relay_url: str | None, *, read_only: bool, detach_key: bytes) -> None:
-    if not read_only:
-        err.print(f"[attached; {_key_name(detach_key)} detaches]", highlight=False)
-    result = run(with_client(relay_url, lambda api: attach(api, session_id, read_only=read_only, detach_key=detach_key)))
+    banner = f"[attached{' read-only' if read_only else ''}; {_key_name(detach_key)} detaches]"
+    result = run(
+        with_client(
+            relay_url,
+            lambda api: attach(api, session_id, read_only=read_only, detach_key=detach_key, banner=banner),
+        )
+    )
     if result.detached:
-        err.print("\r\n[detached; the session keeps running]", highlight=False)
+        err.print("\r\n[detached; the session keeps running]", highlight=False, markup=False)
         return
     code = "" if result.exit_code is None else f" with code {result.exit_code}"
-    err.print(f"\r\n[session {result.status}{code}]", highlight=False)
+    err.print(f"\r\n[session {result.status}{code}]", highlight=False, markup=False)
 
 
 def _key_name(key: bytes) -> str:
@@ -217,7 +221,7 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
         while True:
             start, data, end, status = await api.logs(found["id"], offset)
             if start > offset:
-                err.print(f"[{start - offset} older bytes are no longer kept]", highlight=False)
+                err.print(f"[{start - offset} older bytes are no longer kept]", highlight=False, markup=False)
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             offset = start + len(data)
@@ -262,4 +266,4 @@ def sessions_kill(session: str, relay_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"session": ended})
     else:
-        out.print(f"{ended['id']}: {ended['status']}", highlight=False)
+        out.print(f"{ended['id']}: {ended['status']}", highlight=False, markup=False)

@@ -1,0 +1,57 @@
+"""The agent's per-session output ring: absolute offsets over the newest ``limit`` bytes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from claudenest.agent.ring import OutputRing
+
+
+def test_empty_ring() -> None:
+    ring = OutputRing(16)
+    assert (ring.start, ring.end) == (0, 0)
+    assert ring.read(0, 10) == b""
+
+
+def test_offsets_advance_with_appends() -> None:
+    ring = OutputRing(16)
+    ring.append(b"hello")
+    ring.append(b" world")
+    assert (ring.start, ring.end) == (0, 11)
+    assert ring.read(0, 100) == b"hello world"
+    assert ring.read(6, 3) == b"wor"
+    assert ring.read(11, 5) == b""
+
+
+def test_overflow_trims_the_oldest_bytes() -> None:
+    ring = OutputRing(8)
+    ring.append(b"0123456789")
+    assert (ring.start, ring.end) == (2, 10)
+    assert ring.read(2, 100) == b"23456789"
+    ring.append(b"ab")
+    assert (ring.start, ring.end) == (4, 12)
+    assert ring.read(4, 100) == b"456789ab"
+    assert ring.read(10, 100) == b"ab"
+
+
+@pytest.mark.parametrize("offset", [-1, 3, 13])
+def test_read_outside_the_ring_is_an_error(offset: int) -> None:
+    ring = OutputRing(8)
+    ring.append(b"0123456789ab")  # holds [4, 12)
+    with pytest.raises(ValueError, match="outside the ring"):
+        ring.read(offset, 1)
+
+
+@settings(database=None, max_examples=200)
+@given(st.integers(1, 64), st.lists(st.binary(max_size=40), max_size=20))
+def test_ring_matches_the_tail_of_everything_appended(limit: int, chunks: list[bytes]) -> None:
+    ring = OutputRing(limit)
+    everything = b""
+    for chunk in chunks:
+        ring.append(chunk)
+        everything += chunk
+        assert ring.end == len(everything)
+        assert ring.start == max(0, len(everything) - limit)
+        assert ring.read(ring.start, limit) == everything[ring.start :]
