@@ -20,7 +20,12 @@ class RedactingFormatter(logging.Formatter):
             message += "\n" + redact(self.formatException(record.exc_info))
         if self.as_json:
             return json.dumps(
-                {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, "message": message}
+                {
+                    "time": self.formatTime(record),
+                    "level": record.levelname,
+                    "logger": record.name,
+                    "message": message,
+                }
             )
         return f"{self.formatTime(record)} {record.levelname} {record.name}: {message}"
 

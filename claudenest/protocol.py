@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import struct
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import IntEnum
 from typing import Any, ClassVar, Literal
 
@@ -295,7 +295,8 @@ def decode_message(text: str | bytes, max_size: int | None = None) -> Message:
     cls = MESSAGE_TYPES.get(kind)
     if cls is None:
         raise ProtocolError(f"unknown message type {kind!r}")
-    return _build(cls, raw, kind)
+    message: Message = _build(cls, raw, kind)
+    return message
 
 
 def _build(cls: type[Any], raw: dict[str, Any], kind: str) -> Any:
@@ -306,14 +307,11 @@ def _build(cls: type[Any], raw: dict[str, Any], kind: str) -> Any:
     values: dict[str, Any] = {}
     for name, f in known.items():
         if name not in raw:
-            if f.default is f.default_factory is _MISSING:  # type: ignore[comparison-overlap]
+            if f.default is MISSING and f.default_factory is MISSING:
                 raise ProtocolError(f"{kind}: missing field {name!r}")
             continue
         values[name] = _check(kind, name, str(f.type), raw[name])
     return cls(**values)
-
-
-_MISSING = fields(Frame)[0].default  # dataclasses.MISSING without importing a private name
 
 
 def _check(kind: str, name: str, annotation: str, value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ def pytest_report_header() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def claudenest_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def claudenest_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("CLAUDENEST_HOME", str(home))
     # Never touch a developer's real keyring; the keyring path itself is tested with keyrings.alt.
@@ -25,4 +24,4 @@ def claudenest_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for name in list(os.environ):
         if name.startswith("CLAUDENEST_") and name != "CLAUDENEST_HOME" and name != "CLAUDENEST_TEST_TIMEOUT_SCALE":
             monkeypatch.delenv(name)
-    yield home
+    return home

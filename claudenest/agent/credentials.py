@@ -88,7 +88,7 @@ def delete(kind: Kind, relay_url: str, p: Paths | None = None) -> None:
 def _file_read(p: Paths) -> dict[str, dict[str, str]]:
     try:
         with p.credentials_file.open("rb") as handle:
-            return tomllib.load(handle)  # type: ignore[return-value]
+            return tomllib.load(handle)
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError:

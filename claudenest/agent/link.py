@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from claudenest import __version__
 from claudenest.agent.sessions import LocalSession, SessionRegistry
-from claudenest.errors import AuthError, ClaudenestError, ProtocolError
+from claudenest.errors import ClaudenestError, ProtocolError
 from claudenest.protocol import (
     PROTOCOL_VERSION,
     AgentHello,
@@ -214,19 +214,22 @@ class RelayLink:
                 self._control.append(
                     Pending(
                         SessionStarted(
-                            session_id=session.session_id, pid=session.pty.pid, command=session.command, cwd=session.cwd
+                            session_id=session.session_id,
+                            pid=session.pty.pid,
+                            command=session.command,
+                            cwd=session.cwd,
                         )
                     )
                 )
             self._wake.set()
         elif isinstance(message, Resume):
-            session = self.registry.sessions.get(message.session_id)
-            if session is None:
+            resumed = self.registry.sessions.get(message.session_id)
+            if resumed is None:
                 return
-            self.sent[session.session_id] = min(message.from_offset, session.ring.end)
-            self.relay_has[session.session_id] = self.sent[session.session_id]
-            if session.ended:
-                self.session_ended(session)
+            self.sent[resumed.session_id] = min(message.from_offset, resumed.ring.end)
+            self.relay_has[resumed.session_id] = self.sent[resumed.session_id]
+            if resumed.ended:
+                self.session_ended(resumed)
             self._wake.set()
         elif isinstance(message, Resize):
             self.registry.resize(message.session_id, message.cols, message.rows)
@@ -271,7 +274,9 @@ class RelayLink:
             return False
         if offset < session.ring.start:
             # The ring no longer holds these bytes (only if the relay fell more than the ring behind).
-            await ws.send(encode_message(Gap(session_id=session.session_id, from_offset=offset, to_offset=session.ring.start)))
+            await ws.send(
+                encode_message(Gap(session_id=session.session_id, from_offset=offset, to_offset=session.ring.start))
+            )
             offset = session.ring.start
         chunk = session.ring.read(offset, CHUNK)
         await ws.send(encode_frame(Frame(FrameKind.OUTPUT, session.session_id, offset, chunk)))

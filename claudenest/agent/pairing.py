@@ -53,7 +53,7 @@ async def pair(
                 raise PairingFailed(f"pairing failed ({response.status_code}): {_detail(response)}")
             body = response.json()
             if body["status"] == "completed":
-                return body
+                return dict(body)
             if body["status"] == "slow_down":
                 interval = float(body["interval"])
         raise PairingFailed("the pairing code expired before it was approved")

@@ -16,7 +16,7 @@ import struct
 import termios
 from collections.abc import Callable
 
-import ptyprocess  # type: ignore[import-untyped]
+import ptyprocess
 
 from claudenest.errors import SpawnError
 

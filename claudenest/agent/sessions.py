@@ -67,9 +67,7 @@ class SessionRegistry:
         if existing is not None:
             return existing  # the relay asked twice (e.g. across a reconnect): one session only
         cwd = str(Path(request.cwd).expanduser())
-        session = LocalSession(
-            session_id=request.session_id, ring=OutputRing(self.ring_bytes), command=[], cwd=cwd
-        )
+        session = LocalSession(session_id=request.session_id, ring=OutputRing(self.ring_bytes), command=[], cwd=cwd)
         self.sessions[request.session_id] = session
         try:
             session.command = self._argv(request)

@@ -69,15 +69,27 @@ def install_service(just_print: bool) -> None:
     has_systemd = shutil.which("systemctl") is not None and Path("/run/systemd/system").is_dir()
     if just_print or not has_systemd:
         if not has_systemd and not just_print:
-            err.print("systemd is not running here; to install the agent as a service elsewhere, run:", highlight=False, markup=False)
+            err.print(
+                "systemd is not running here; to install the agent as a service elsewhere, run:",
+                highlight=False,
+                markup=False,
+            )
         out.print(f"# {unit_path}\n{text}", highlight=False, markup=False)
         for command in commands:
             out.print(" ".join(command), highlight=False, markup=False)
-        out.print("loginctl enable-linger $USER   # keep the agent running after you log out", highlight=False, markup=False)
+        out.print(
+            "loginctl enable-linger $USER   # keep the agent running after you log out",
+            highlight=False,
+            markup=False,
+        )
         return
     unit_dir.mkdir(parents=True, exist_ok=True)
     unit_path.write_text(text)
     for command in commands:
         subprocess.run(command, check=True)
     out.print(f"Installed and started {UNIT_NAME} ({unit_path}).", highlight=False, markup=False)
-    out.print("Run `loginctl enable-linger $USER` to keep it running after you log out.", highlight=False, markup=False)
+    out.print(
+        "Run `loginctl enable-linger $USER` to keep it running after you log out.",
+        highlight=False,
+        markup=False,
+    )

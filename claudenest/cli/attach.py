@@ -195,7 +195,9 @@ async def attach(
         tty.setraw(stdin, termios.TCSANOW)
     follow = asyncio.ensure_future(follower.run())
     try:
-        await asyncio.wait({follow, asyncio.ensure_future(follower.attached.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {follow, asyncio.ensure_future(follower.attached.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
         if follow.done():
             return follow.result()
         if banner:

@@ -33,7 +33,11 @@ def login(relay_url: str, token: str, as_json: bool) -> None:
     if as_json:
         print_json({"user": user, "relay": relay_url, "stored_in": where})
     else:
-        out.print(f"Logged in to {relay_url} as {user['email']} (token stored in {where}).", highlight=False, markup=False)
+        out.print(
+            f"Logged in to {relay_url} as {user['email']} (token stored in {where}).",
+            highlight=False,
+            markup=False,
+        )
 
 
 @click.command()

@@ -25,7 +25,9 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
-relay_option = click.option("--relay", "relay_url", metavar="URL", help="Relay URL (default: the one you logged in to).")
+relay_option = click.option(
+    "--relay", "relay_url", metavar="URL", help="Relay URL (default: the one you logged in to)."
+)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

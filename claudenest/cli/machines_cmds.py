@@ -62,7 +62,15 @@ def machines_list(relay_url: str | None, as_json: bool) -> None:
     table(
         ["ID", "NAME", "STATUS", "HOSTNAME", "PLATFORM", "CLAUDE", "LAST SEEN"],
         [
-            (short(m["id"]), m["name"], m["status"], m["hostname"], m["platform"], m["claude_version"] or "-", m["last_seen_at"])
+            (
+                short(m["id"]),
+                m["name"],
+                m["status"],
+                m["hostname"],
+                m["platform"],
+                m["claude_version"] or "-",
+                m["last_seen_at"],
+            )
             for m in found
         ],
     )

@@ -17,7 +17,9 @@ from claudenest.logs import setup_logging
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claudenest")
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log line format on stderr.")
 def cli(log_level: str, log_format: str | None) -> None:
     """Run Claude Code on your own machines and drive it from anywhere."""

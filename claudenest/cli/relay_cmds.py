@@ -87,7 +87,11 @@ def user_add(email: str, expires_days: int, as_json: bool) -> None:
     if as_json:
         print_json(created)
     else:
-        out.print(f"Created {created['user']['email']}. Personal access token (shown once):", highlight=False, markup=False)
+        out.print(
+            f"Created {created['user']['email']}. Personal access token (shown once):",
+            highlight=False,
+            markup=False,
+        )
         click.echo(created["token"])
 
 
@@ -100,7 +104,7 @@ def user_list(as_json: bool) -> None:
     async def fetch() -> list[dict[str, Any]]:
         store = await _store()
         try:
-            return await store.users.list()
+            return await store.users.all()
         finally:
             await store.close()
 
@@ -108,7 +112,10 @@ def user_list(as_json: bool) -> None:
     if as_json:
         print_json({"users": users})
     else:
-        table(["ID", "EMAIL", "OWNER", "CREATED"], [(u["id"], u["email"], u["is_owner"], u["created_at"]) for u in users])
+        table(
+            ["ID", "EMAIL", "OWNER", "CREATED"],
+            [(u["id"], u["email"], u["is_owner"], u["created_at"]) for u in users],
+        )
 
 
 @relay.group("token")
@@ -131,7 +138,11 @@ def token_create(email: str, name: str, expires_days: int, as_json: bool) -> Non
             user = await store.users.by_email(email)
             raw = tokens.new_token(tokens.PAT_PREFIX)
             record = await store.users.add_token(
-                user["id"], tokens.hash_token(raw), name=name, expires_in=timedelta(days=expires_days), abilities=["*"]
+                user["id"],
+                tokens.hash_token(raw),
+                name=name,
+                expires_in=timedelta(days=expires_days),
+                abilities=["*"],
             )
             return {"token": raw, **record}
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import shutil
 import sys
 import uuid
 from typing import Any
@@ -11,7 +12,18 @@ from typing import Any
 import click
 
 from claudenest.cli.attach import DEFAULT_DETACH_KEY, OutputFollower, attach
-from claudenest.cli.common import err, handle_errors, json_option, out, print_json, relay_option, run, short, table, with_client
+from claudenest.cli.common import (
+    err,
+    handle_errors,
+    json_option,
+    out,
+    print_json,
+    relay_option,
+    run,
+    short,
+    table,
+    with_client,
+)
 from claudenest.cli.machines_cmds import find_machine
 from claudenest.client import RelayClient
 from claudenest.errors import ClaudenestError, NotFound
@@ -84,7 +96,7 @@ def sessions_new(
         raise click.BadParameter("is empty", param_hint="--command")
     if headless and not prompt:
         raise click.BadParameter("--headless needs --prompt", param_hint="--prompt")
-    size = click.get_terminal_size() if sys.stdout.isatty() else (120, 40)
+    size = shutil.get_terminal_size((120, 40)) if sys.stdout.isatty() else (120, 40)
 
     async def create(api: RelayClient) -> dict[str, Any]:
         target = await find_machine(api, machine)
@@ -102,7 +114,11 @@ def sessions_new(
     if as_json:
         print_json({"session": session})
     elif session["status"] == "error":
-        err.print(f"session {session['id']} failed to start: {session['status_detail']}", highlight=False, markup=False)
+        err.print(
+            f"session {session['id']} failed to start: {session['status_detail']}",
+            highlight=False,
+            markup=False,
+        )
     else:
         click.echo(session["id"])
     if session["status"] == "error":

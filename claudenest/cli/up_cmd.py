@@ -35,7 +35,11 @@ async def prepare_local_setup(store: Store, url: str) -> dict[str, str]:
     if user is None or user["id"] != owner["id"]:
         raw = tokens.new_token(tokens.PAT_PREFIX)
         await store.users.add_token(
-            owner["id"], tokens.hash_token(raw), name="claudenest up", expires_in=timedelta(days=365), abilities=["*"]
+            owner["id"],
+            tokens.hash_token(raw),
+            name="claudenest up",
+            expires_in=timedelta(days=365),
+            abilities=["*"],
         )
         credentials.save("user", url, raw)
     machine_token = credentials.load("machine", url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +23,7 @@ from claudenest.store import Store
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
+
 
 class BodyLimit:
     """Refuse request bodies over a size, whether or not the client sent Content-Length."""
@@ -91,7 +91,8 @@ def create_app(store: Store, settings: RelaySettings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]} for err in exc.errors()
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+            for err in exc.errors()
         ]
         return error_response(422, "invalid_request", problems)
 

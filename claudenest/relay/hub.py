@@ -169,12 +169,15 @@ class Hub:
         agent.outbox.start()
 
         announced = {s.session_id: s for s in hello.sessions}
-        for session in await self.store.sessions.live_on_machine(agent.machine_id):
-            if session["id"] not in announced:
+        for lost in await self.store.sessions.live_on_machine(agent.machine_id):
+            if lost["id"] not in announced:
                 await self._set_status(
-                    session["id"], "error", status_detail="the agent no longer has this session (agent restarted?)"
+                    lost["id"],
+                    "error",
+                    status_detail="the agent no longer has this session (agent restarted?)",
                 )
         for live in hello.sessions:
+            session: dict[str, Any] | None
             try:
                 session = await self.store.sessions.get(live.session_id)
             except NotFound:
@@ -183,6 +186,10 @@ class Hub:
                 agent.outbox.put(Kill(session_id=live.session_id))
                 agent.outbox.put(Forget(session_id=live.session_id))
                 continue
+            if session["status"] == "starting" and live.status == "running":
+                # Its start was announced on a connection that dropped; the hello is the news.
+                await self.store.sessions.update(live.session_id, pid=live.pid, started_at=now_iso())
+                await self._set_status(live.session_id, "running")
             stream = await self.stream(live.session_id)
             agent.input_offsets.setdefault(live.session_id, 0)
             agent.outbox.put(Resume(session_id=live.session_id, from_offset=stream.end))
@@ -210,7 +217,12 @@ class Hub:
     def _ingest(self, stream: SessionStream, offset: int, data: bytes) -> None:
         start, fresh, gap_from = stream.accept(offset, data)
         if gap_from is not None:
-            log.warning("session %s: bytes %d-%d were lost before reaching the relay", stream.session_id, gap_from, offset)
+            log.warning(
+                "session %s: bytes %d-%d were lost before reaching the relay",
+                stream.session_id,
+                gap_from,
+                offset,
+            )
             for attachment in stream.attachments.values():
                 self._send_gap(stream, attachment, gap_from, offset)
         if fresh:
@@ -359,11 +371,17 @@ class Hub:
             attachment.next_offset = start + len(early)
         if attachment.next_offset < stream.ring_start <= stream.end:
             viewer.outbox.put(
-                Gap(session_id=stream.session_id, from_offset=attachment.next_offset, to_offset=stream.ring_start)
+                Gap(
+                    session_id=stream.session_id,
+                    from_offset=attachment.next_offset,
+                    to_offset=stream.ring_start,
+                )
             )
             attachment.next_offset = stream.ring_start
         if attachment.next_offset < stream.end:
-            viewer.outbox.put(Output(stream.session_id, attachment.next_offset, stream.from_ring(attachment.next_offset)))
+            viewer.outbox.put(
+                Output(stream.session_id, attachment.next_offset, stream.from_ring(attachment.next_offset))
+            )
             attachment.next_offset = stream.end
         stream.attachments[id(viewer)] = attachment
         viewer.sessions.add(stream.session_id)
@@ -417,7 +435,9 @@ class Hub:
 
     def _send_gap(self, stream: SessionStream, attachment: Attachment, from_offset: int, to_offset: int) -> None:
         if to_offset > from_offset:
-            attachment.viewer.outbox.put(Gap(session_id=stream.session_id, from_offset=from_offset, to_offset=to_offset))
+            attachment.viewer.outbox.put(
+                Gap(session_id=stream.session_id, from_offset=from_offset, to_offset=to_offset)
+            )
         attachment.next_offset = max(attachment.next_offset, to_offset)
 
     def welcome_version(self) -> tuple[int, str]:

@@ -85,7 +85,9 @@ class Outbox:
                 self.queued_bytes -= _size(item)
                 if isinstance(item, Output):
                     item = self._coalesce(item)
-                    await self._send_bytes(encode_frame(Frame(FrameKind.OUTPUT, item.session_id, item.offset, item.data)))
+                    await self._send_bytes(
+                        encode_frame(Frame(FrameKind.OUTPUT, item.session_id, item.offset, item.data))
+                    )
                 elif isinstance(item, Frame):
                     await self._send_bytes(encode_frame(item))
                 else:

@@ -6,7 +6,16 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from claudenest.errors import AuthError, ClaudenestError, Conflict, Forbidden, Gone, NotFound, ProtocolError, RateLimited
+from claudenest.errors import (
+    AuthError,
+    ClaudenestError,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+)
 
 _STATUS: list[tuple[type[ClaudenestError], int, str]] = [
     (Forbidden, 403, "forbidden"),

@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import FrameType
 
 import uvicorn
 
@@ -25,6 +26,25 @@ class RunningRelay:
     url: str
     # Work that lives as long as the relay (the embedded agent of `claudenest up`); cancelled at shutdown.
     companions: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class RelayServer(uvicorn.Server):
+    """uvicorn's server, stopping our companions first on SIGINT/SIGTERM and exiting 0 after a clean stop.
+
+    (uvicorn re-raises the captured signal after shutdown, which makes a clean `systemctl stop` look like a crash
+    to scripts that check the exit status.) A second signal forces the exit.
+    """
+
+    companions: list[asyncio.Task[None]]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        loop = getattr(self, "loop", None)
+        for task in getattr(self, "companions", []):
+            if loop is not None:
+                loop.call_soon_threadsafe(task.cancel)
 
 
 def database_path(settings: RelaySettings) -> str:
@@ -74,8 +94,10 @@ async def serve(
             forwarded_allow_ips=list(settings.trusted_proxies) or None,
             timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
+        server = RelayServer(config)
         running = RunningRelay(server=server, store=store, url=url)
+        server.companions = running.companions
+        server.loop = asyncio.get_running_loop()  # type: ignore[attr-defined]
         serve_task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serve_task.done():
             await asyncio.sleep(0.02)

@@ -79,7 +79,8 @@ class Store:
                 for statement in _statements(sql):
                     await db.execute(statement)
                 await db.execute(
-                    "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", (number, name, now_iso())
+                    "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                    (number, name, now_iso()),
                 )
 
     async def applied_migrations(self) -> list[int]:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from claudenest.store.connection import Store
 
 MACHINE_COLUMNS = (
-    "id, user_id, name, hostname, platform, agent_version, claude_version, last_seen_at, last_ip, revoked_at, created_at"
+    "id, user_id, name, hostname, platform, agent_version, claude_version, last_seen_at, last_ip, revoked_at,"
+    " created_at"
 )
 
 
@@ -27,7 +28,13 @@ class MachineQueries:
         self._store = store
 
     async def create(
-        self, user_id: str, *, name: str, hostname: str = "", platform: str = "", token_hash: str | None = None
+        self,
+        user_id: str,
+        *,
+        name: str,
+        hostname: str = "",
+        platform: str = "",
+        token_hash: str | None = None,
     ) -> dict[str, Any]:
         machine_id = str(uuid.uuid4())
         await self._store.execute(
@@ -56,7 +63,8 @@ class MachineQueries:
 
     async def by_token(self, token_hash: str) -> dict[str, Any] | None:
         row = await self._store.fetchone(
-            f"SELECT {MACHINE_COLUMNS} FROM machines WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+            f"SELECT {MACHINE_COLUMNS} FROM machines WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
         )
         return as_dict(row) if row else None
 
@@ -134,9 +142,7 @@ class MachineQueries:
         return as_dict(row) if row else None
 
     async def mark_polled(self, pairing_id: str) -> None:
-        await self._store.execute(
-            "UPDATE pairing_codes SET last_polled_at = ? WHERE id = ?", (now_iso(), pairing_id)
-        )
+        await self._store.execute("UPDATE pairing_codes SET last_polled_at = ? WHERE id = ?", (now_iso(), pairing_id))
 
     async def approve_pairing(self, code: str, user_id: str, name: str | None) -> dict[str, Any]:
         """Create the machine for a pending code. Exactly one approval can win."""

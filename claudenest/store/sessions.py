@@ -69,7 +69,7 @@ class SessionQueries:
             raise NotFound(f"no session {session_id}")
         return _session(row)
 
-    async def list(
+    async def of_user(
         self, user_id: str, *, machine_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         sql = "SELECT * FROM claude_sessions WHERE user_id = ?"
@@ -86,7 +86,8 @@ class SessionQueries:
 
     async def live_on_machine(self, machine_id: str) -> list[dict[str, Any]]:
         rows = await self._store.fetchall(
-            "SELECT * FROM claude_sessions WHERE machine_id = ? AND status NOT IN ('exited', 'error')", (machine_id,)
+            "SELECT * FROM claude_sessions WHERE machine_id = ? AND status NOT IN ('exited', 'error')",
+            (machine_id,),
         )
         return [_session(r) for r in rows]
 
@@ -96,9 +97,7 @@ class SessionQueries:
         if fields.get("status") in ENDED:
             fields.setdefault("completed_at", now_iso())
         columns = ", ".join(f"{name} = ?" for name in fields)
-        await self._store.execute(
-            f"UPDATE claude_sessions SET {columns} WHERE id = ?", (*fields.values(), session_id)
-        )
+        await self._store.execute(f"UPDATE claude_sessions SET {columns} WHERE id = ?", (*fields.values(), session_id))
 
     # -- output log ---------------------------------------------------------------------------------------------
 
@@ -115,7 +114,8 @@ class SessionQueries:
                 )
                 end = max(offset + len(data) for offset, data in chunks)
                 await db.execute(
-                    "UPDATE claude_sessions SET output_bytes = MAX(output_bytes, ?) WHERE id = ?", (end, session_id)
+                    "UPDATE claude_sessions SET output_bytes = MAX(output_bytes, ?) WHERE id = ?",
+                    (end, session_id),
                 )
                 row = await db.fetchone(
                     "SELECT output_bytes, log_start_offset FROM claude_sessions WHERE id = ?", (session_id,)
@@ -138,8 +138,7 @@ class SessionQueries:
     async def read_output(self, session_id: str, from_offset: int, limit: int) -> tuple[int, bytes]:
         """Up to ``limit`` bytes from ``from_offset`` (or from the oldest byte kept, if that is later)."""
         rows = await self._store.fetchall(
-            "SELECT offset, data FROM session_logs WHERE session_id = ? AND offset + length(data) > ?"
-            " ORDER BY offset",
+            "SELECT offset, data FROM session_logs WHERE session_id = ? AND offset + length(data) > ? ORDER BY offset",
             (session_id, from_offset),
         )
         start: int | None = None

@@ -30,7 +30,7 @@ def sqlite_module() -> ModuleType:
     if _can_load_extensions(sqlite3):
         return sqlite3
     try:
-        import pysqlite3.dbapi2 as pysqlite3  # type: ignore[import-not-found]
+        import pysqlite3.dbapi2 as pysqlite3
     except ImportError:
         raise StoreError(
             "this Python's sqlite3 cannot load extensions and pysqlite3 is not installed; "
@@ -39,12 +39,13 @@ def sqlite_module() -> ModuleType:
         ) from None
     if not _can_load_extensions(pysqlite3):
         raise StoreError("neither sqlite3 nor pysqlite3 can load SQLite extensions")
-    return pysqlite3  # type: ignore[no-any-return]
+    module: ModuleType = pysqlite3
+    return module
 
 
 def connect(path: str) -> Any:
     """A new connection with sqlite-vec loaded and the pragmas every connection needs."""
-    import sqlite_vec  # type: ignore[import-untyped]
+    import sqlite_vec
 
     module = sqlite_module()
     conn = module.connect(path, isolation_level=None, check_same_thread=False, timeout=30)

@@ -55,7 +55,7 @@ class UserQueries:
         row = await self._store.fetchone("SELECT * FROM users WHERE is_owner = 1 ORDER BY created_at LIMIT 1")
         return as_dict(row) if row else None
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def all(self) -> list[dict[str, Any]]:
         rows = await self._store.fetchall("SELECT * FROM users ORDER BY created_at")
         return [public_user(as_dict(r)) for r in rows]
 
@@ -77,7 +77,15 @@ class UserQueries:
         await self._store.execute(
             "INSERT INTO personal_access_tokens (id, user_id, name, token_hash, abilities, expires_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (token["id"], user_id, name, token_hash, json.dumps(abilities), token["expires_at"], token["created_at"]),
+            (
+                token["id"],
+                user_id,
+                name,
+                token_hash,
+                json.dumps(abilities),
+                token["expires_at"],
+                token["created_at"],
+            ),
         )
         return token
 
@@ -154,4 +162,9 @@ class UserQueries:
 
 
 def public_user(user: dict[str, Any]) -> dict[str, Any]:
-    return {"id": user["id"], "email": user["email"], "is_owner": bool(user["is_owner"]), "created_at": user["created_at"]}
+    return {
+        "id": user["id"],
+        "email": user["email"],
+        "is_owner": bool(user["is_owner"]),
+        "created_at": user["created_at"],
+    }

@@ -115,12 +115,21 @@ def claudenest(*args: str) -> list[str]:
     return [sys.executable, "-m", "claudenest", *args]
 
 
-def cli(home: Path, *args: str, input: str | None = None, check: bool = True, seconds: float = 30) -> subprocess.CompletedProcess[str]:
+def cli(
+    home: Path, *args: str, input: str | None = None, check: bool = True, seconds: float = 30
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        claudenest(*args), env=role_env(home), capture_output=True, text=True, input=input, timeout=timeout(seconds)
+        claudenest(*args),
+        env=role_env(home),
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout(seconds),
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"claudenest {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"claudenest {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

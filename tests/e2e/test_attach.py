@@ -57,9 +57,9 @@ class Terminal:
 
 
 def test_attach_types_resizes_detaches_and_reattaches(stack: Stack) -> None:
-    started = json.loads(
-        stack.user.cli("sessions", "new", "--command", "bash --norc --noprofile", "--json").stdout
-    )["session"]
+    started = json.loads(stack.user.cli("sessions", "new", "--command", "bash --norc --noprofile", "--json").stdout)[
+        "session"
+    ]
     sid = started["id"]
     term = Terminal(stack, "sessions", "attach", sid[:8], cols=90, rows=30)
     try:
@@ -69,7 +69,9 @@ def test_attach_types_resizes_detaches_and_reattaches(stack: Stack) -> None:
         term.type(b"echo size=$(tput cols)x$(tput lines)\r")
         term.expect(b"size=90x30")  # attach sends this terminal's size when it starts
         term.proc.setwinsize(33, 111)  # the user resizes the window: SIGWINCH -> resize
-        wait_until(lambda: json.loads(stack.user.cli("sessions", "show", sid, "--json").stdout)["session"]["cols"] == 111)
+        wait_until(
+            lambda: json.loads(stack.user.cli("sessions", "show", sid, "--json").stdout)["session"]["cols"] == 111
+        )
         term.type(b"echo size=$(tput cols)x$(tput lines)\r")
         term.expect(b"size=111x33")
         term.type(b"\x1d")
@@ -97,7 +99,7 @@ def test_attach_types_resizes_detaches_and_reattaches(stack: Stack) -> None:
 def test_logs_follow_prints_everything_until_the_session_ends(stack: Stack) -> None:
     script = "import time\nfor i in range(200):\n    print(f'row {i}', flush=True)\n    time.sleep(0.01)\n"
     sid = json.loads(
-        stack.user.cli("sessions", "new", "--command", f"{sys.executable} -c \"{script}\"", "--json").stdout
+        stack.user.cli("sessions", "new", "--command", f'{sys.executable} -c "{script}"', "--json").stdout
     )["session"]["id"]
     followed = stack.user.cli("sessions", "logs", sid, "--follow", seconds=60).stdout
     rows = [line for line in followed.replace("\r", "").split("\n") if line.startswith("row ")]

@@ -1,4 +1,4 @@
-"""Relay restarts (graceful and kill -9) do not end sessions; output produced meanwhile arrives; revocation stops the agent."""
+"""Relay restarts (graceful and kill -9) keep sessions and lose no output; revocation stops the agent."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ def test_relay_restart_loses_no_output_and_keeps_the_session(tmp_path: Path, how
         wait_until(lambda: "sha256" in _logs(user, sid), seconds=30, message="the program's checksum")
         text = _logs(user, sid)
         _check_counter(text, n)
-        wait_until(lambda: json.loads(user.cli("sessions", "show", sid, "--json").stdout)["session"]["status"] == "exited")
+        wait_until(
+            lambda: json.loads(user.cli("sessions", "show", sid, "--json").stdout)["session"]["status"] == "exited"
+        )
         # One state change logged per outage, not one line per reconnect attempt.
         assert agent.proc.output.count("relay link retrying") == 1  # type: ignore[union-attr]
     finally:

@@ -32,7 +32,9 @@ def test_machine_is_listed_online_with_its_name(stack: Stack) -> None:
 
 
 def test_shell_session_input_output_resize_and_exit_code(stack: Stack) -> None:
-    started = new_session(stack, "--command", "bash --norc --noprofile", "--cwd", "/tmp", "--cols", "80", "--rows", "24")
+    started = new_session(
+        stack, "--command", "bash --norc --noprofile", "--cwd", "/tmp", "--cols", "80", "--rows", "24"
+    )
     assert started["status"] == "running"
     assert started["pid"] > 0
     sid = started["id"]
@@ -71,7 +73,7 @@ def test_missing_command_ends_in_error_with_reason(stack: Stack) -> None:
 
 def test_kill_ends_the_whole_process_group(stack: Stack) -> None:
     script = "import os, time; os.fork(); print('pid', os.getpid(), flush=True); time.sleep(600)"
-    sid = new_session(stack, "--command", f"{sys.executable} -c \"{script}\"")["id"]
+    sid = new_session(stack, "--command", f'{sys.executable} -c "{script}"')["id"]
     wait_until(lambda: logs(stack, sid).count("pid ") == 2, message="both processes running")
     pids = [int(line.split()[1]) for line in logs(stack, sid).splitlines() if line.startswith("pid ")]
     result = json.loads(stack.user.cli("sessions", "kill", sid, "--json").stdout)["session"]
@@ -97,7 +99,11 @@ def test_no_zombies_or_leaked_pty_descriptors_after_sessions_end(stack: Stack) -
         fd_dir = f"/proc/{agent_pid}/fd"
         return sum(1 for fd in os.listdir(fd_dir) if os.readlink(f"{fd_dir}/{fd}") == "/dev/ptmx")
 
-    live = [s for s in json.loads(stack.user.cli("sessions", "list", "--json").stdout)["sessions"] if s["status"] == "running"]
+    live = [
+        s
+        for s in json.loads(stack.user.cli("sessions", "list", "--json").stdout)["sessions"]
+        if s["status"] == "running"
+    ]
     assert ptmx_fds() == len(live)
     children = Path(f"/proc/{agent_pid}/task/{agent_pid}/children").read_text().split()
     states = [Path(f"/proc/{c}/stat").read_text().split()[2] for c in children]

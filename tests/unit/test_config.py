@@ -149,9 +149,7 @@ def test_bad_config_file_is_a_config_error(home: Path, text: str, match: str) ->
         config.load_settings()
 
 
-@pytest.mark.parametrize(
-    ("name", "value"), [("CLAUDENEST_RELAY_PORT", "abc"), ("CLAUDENEST_AGENT_RING_BYTES", "8MB")]
-)
+@pytest.mark.parametrize(("name", "value"), [("CLAUDENEST_RELAY_PORT", "abc"), ("CLAUDENEST_AGENT_RING_BYTES", "8MB")])
 def test_bad_environment_value_is_a_config_error(
     home: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
@@ -173,9 +171,7 @@ def test_update_config_file_creates_the_file(home: Path) -> None:
 
 def test_update_config_file_merges_sections(home: Path) -> None:
     write_config(home, 'log_format = "json"\n[relay]\nport = 9000\nhost = "0.0.0.0"\n[agent]\nname = "box"\n')
-    config.update_config_file(
-        {"relay": {"port": 9001, "public_origin": "https://x"}, "cli": {"relay_url": "http://r"}}
-    )
+    config.update_config_file({"relay": {"port": 9001, "public_origin": "https://x"}, "cli": {"relay_url": "http://r"}})
     raw = tomllib.loads(config.paths().config_file.read_text())
     assert raw == {
         "log_format": "json",

@@ -30,9 +30,7 @@ SAMPLES: list[p.Message] = [
     ),
     p.ClientHello(protocol=1, client_version="0.1.0"),
     p.Welcome(protocol=1, relay_version="0.1.0", machine_id="m", user_id="u"),
-    p.Spawn(
-        session_id=SID, cwd="/tmp", cols=80, rows=24, command=["bash", "-l"], mode="headless", prompt="hi"
-    ),
+    p.Spawn(session_id=SID, cwd="/tmp", cols=80, rows=24, command=["bash", "-l"], mode="headless", prompt="hi"),
     p.Resize(session_id=SID, cols=1, rows=1000),
     p.Kill(session_id=SID),
     p.Resume(session_id=SID, from_offset=p.MAX_OFFSET),
@@ -42,9 +40,7 @@ SAMPLES: list[p.Message] = [
     p.Gap(session_id=SID, from_offset=0, to_offset=100),
     p.Attach(session_id=SID, from_offset=5, read_only=True),
     p.Detach(session_id=SID),
-    p.Attached(
-        session_id=SID, status="running", from_offset=0, end_offset=9, cols=120, rows=40, read_only=False
-    ),
+    p.Attached(session_id=SID, status="running", from_offset=0, end_offset=9, cols=120, rows=40, read_only=False),
     p.SessionStatus(session_id=SID, status="exited", exit_code=0, end_offset=77, reason=None),
     p.Error(code="not_found", message="no such session", session_id=SID),
 ]
@@ -66,15 +62,11 @@ def test_message_round_trip(message: p.Message) -> None:
 
 
 def test_optional_fields_take_their_defaults() -> None:
-    spawn = p.decode_message(
-        json.dumps({"type": "spawn", "session_id": SID, "cwd": "/", "cols": 80, "rows": 24})
-    )
+    spawn = p.decode_message(json.dumps({"type": "spawn", "session_id": SID, "cwd": "/", "cols": 80, "rows": 24}))
     assert spawn == p.Spawn(session_id=SID, cwd="/", cols=80, rows=24)
     assert spawn.mode == "interactive"
     assert spawn.command is None
-    hello = p.decode_message(
-        '{"type":"agent_hello","protocol":1,"agent_version":"v","hostname":"h","platform":"x"}'
-    )
+    hello = p.decode_message('{"type":"agent_hello","protocol":1,"agent_version":"v","hostname":"h","platform":"x"}')
     assert hello.sessions == []
     attach = p.decode_message(json.dumps({"type": "attach", "session_id": SID, "from_offset": None}))
     assert attach == p.Attach(session_id=SID)
@@ -199,9 +191,7 @@ def test_message_max_size() -> None:
         p.decode_message(text.encode(), max_size=10)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: deeply nested / huge-number JSON escapes as RecursionError/ValueError"
-)
+@pytest.mark.xfail(strict=True, reason="bug: deeply nested / huge-number JSON escapes as RecursionError/ValueError")
 @pytest.mark.parametrize(
     "text",
     ["[" * 100_000, '{{"type":"resize","session_id":"{}","cols":{},"rows":24}}'.format(SID, "9" * 5000)],
@@ -212,9 +202,7 @@ def test_pathological_json_is_a_protocol_error(text: str) -> None:
         p.decode_message(text)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: uuid.UUID() accepts '+' followed by 31 hex digits as a session id"
-)
+@pytest.mark.xfail(strict=True, reason="bug: uuid.UUID() accepts '+' followed by 31 hex digits as a session id")
 def test_signed_hex_is_not_a_session_id() -> None:
     with pytest.raises(ProtocolError):
         p.decode_message(_msg(type="kill", session_id="+" + "0" * 31))
@@ -314,11 +302,7 @@ def test_decode_message_never_raises_anything_else(text: str | bytes) -> None:
 
 
 _json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.sampled_from([SID, "", "x", "exited"])
-    | st.text(),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.sampled_from([SID, "", "x", "exited"]) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
     max_leaves=8,
 )
@@ -330,9 +314,7 @@ _field_names = sorted({f for cls in p.MESSAGE_TYPES.values() for f in cls.__data
     st.sampled_from(sorted(p.MESSAGE_TYPES)),
     st.dictionaries(st.sampled_from(_field_names), _json, max_size=8),
 )
-def test_json_objects_of_known_types_decode_or_are_protocol_errors(
-    kind: str, body: dict[str, object]
-) -> None:
+def test_json_objects_of_known_types_decode_or_are_protocol_errors(kind: str, body: dict[str, object]) -> None:
     try:
         message = p.decode_message(json.dumps({"type": kind, **body}))
     except ProtocolError:

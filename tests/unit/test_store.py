@@ -101,9 +101,7 @@ async def test_in_memory_store(tmp_path: Path) -> None:
 async def test_a_failed_write_rolls_back(store: Store) -> None:
     async def insert_then_fail() -> None:
         async with store.write() as db:
-            await db.execute(
-                "INSERT INTO users (id, email, created_at) VALUES ('x', 'rollback@example.com', 'now')"
-            )
+            await db.execute("INSERT INTO users (id, email, created_at) VALUES ('x', 'rollback@example.com', 'now')")
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -165,9 +163,7 @@ async def test_live_token_finds_its_user_and_is_marked_used(store: Store, user: 
 
 async def test_expired_token_finds_nobody(store: Store, user: dict[str, Any]) -> None:
     digest = tokens.hash_token(tokens.new_token("cn_"))
-    await store.users.add_token(
-        user["id"], digest, name="old", expires_in=timedelta(seconds=-1), abilities=["*"]
-    )
+    await store.users.add_token(user["id"], digest, name="old", expires_in=timedelta(seconds=-1), abilities=["*"])
     assert await store.users.user_for_token(digest) is None
 
 
@@ -206,9 +202,7 @@ async def test_login_link_is_spent_once(store: Store, user: dict[str, Any]) -> N
 
 
 async def test_only_one_concurrent_approval_wins(store: Store, user: dict[str, Any]) -> None:
-    pairing = await store.machines.add_pairing(
-        "7KQ-MNP", "h", info=INFO, ip="10.0.0.5", ttl=timedelta(minutes=10)
-    )
+    pairing = await store.machines.add_pairing("7KQ-MNP", "h", info=INFO, ip="10.0.0.5", ttl=timedelta(minutes=10))
     results = await asyncio.gather(
         *(store.machines.approve_pairing("7KQ-MNP", user["id"], f"name-{i}") for i in range(10)),
         return_exceptions=True,
@@ -237,9 +231,7 @@ async def test_approve_unknown_or_expired_code(store: Store, user: dict[str, Any
 
 
 async def test_complete_pairing_only_once(store: Store, user: dict[str, Any]) -> None:
-    pairing = await store.machines.add_pairing(
-        "CDE-FGH", "h", info=INFO, ip="1.2.3.4", ttl=timedelta(minutes=10)
-    )
+    pairing = await store.machines.add_pairing("CDE-FGH", "h", info=INFO, ip="1.2.3.4", ttl=timedelta(minutes=10))
     assert await store.machines.complete_pairing(pairing["id"], "early") is False  # not approved yet
     machine = await store.machines.approve_pairing("CDE-FGH", user["id"], None)
     assert machine["name"] == "box"
@@ -314,9 +306,7 @@ async def test_cap_drops_oldest_whole_chunks(store: Store, user: dict[str, Any])
 
 async def test_read_output_stops_at_holes(store: Store, user: dict[str, Any]) -> None:
     sid = await new_session(store, user["id"])
-    await store.sessions.append_output(
-        [(sid, 0, b"abc"), (sid, 10, b"xyz"), (sid, 13, b"!")], cap_bytes=1 << 20
-    )
+    await store.sessions.append_output([(sid, 0, b"abc"), (sid, 10, b"xyz"), (sid, 13, b"!")], cap_bytes=1 << 20)
     assert await store.sessions.read_output(sid, 0, 100) == (0, b"abc")
     assert await store.sessions.read_output(sid, 1, 100) == (1, b"bc")
     # asking from inside the hole gets the next contiguous run, starting where it really starts
@@ -326,9 +316,9 @@ async def test_read_output_stops_at_holes(store: Store, user: dict[str, Any]) ->
 
 async def test_ended_status_sets_completed_at(store: Store, user: dict[str, Any]) -> None:
     sid = await new_session(store, user["id"])
-    assert [
-        s["id"] for s in await store.sessions.live_on_machine((await store.sessions.get(sid))["machine_id"])
-    ] == [sid]
+    assert [s["id"] for s in await store.sessions.live_on_machine((await store.sessions.get(sid))["machine_id"])] == [
+        sid
+    ]
     await store.sessions.update(sid, status="exited", exit_code=0)
     session = await store.sessions.get(sid)
     assert session["status"] == "exited"

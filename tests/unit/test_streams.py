@@ -16,9 +16,7 @@ from claudenest.relay.streams import SessionStream
 
 
 def stream(end: int = 0, ring_limit: int = 1024) -> SessionStream:
-    return SessionStream(
-        session_id="s", machine_id="m", user_id="u", end=end, persisted=end, ring_limit=ring_limit
-    )
+    return SessionStream(session_id="s", machine_id="m", user_id="u", end=end, persisted=end, ring_limit=ring_limit)
 
 
 def test_new_stream_starts_its_ring_at_end() -> None:

@@ -78,9 +78,7 @@ async def initiate(body: InitiateRequest, request: Request, store: StoreDep) -> 
 
 
 @router.get("/api/pairing/{code}")
-async def poll(
-    code: str, store: StoreDep, x_device_secret: Annotated[str | None, Header()] = None
-) -> dict[str, Any]:
+async def poll(code: str, store: StoreDep, x_device_secret: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     """The agent's poll. Send the device secret in the ``X-Device-Secret`` header."""
     pairing = await store.machines.pairing(_code(code))
     if pairing is None:

@@ -95,7 +95,7 @@ async def list_sessions(
     status: str | None = Query(None, max_length=20),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    return {"sessions": await store.sessions.list(user["id"], machine_id=machine_id, status=status, limit=limit)}
+    return {"sessions": await store.sessions.of_user(user["id"], machine_id=machine_id, status=status, limit=limit)}
 
 
 @router.get("/api/sessions/{session_id}")
@@ -104,12 +104,16 @@ async def get_session(session_id: str, user: UserDep, store: StoreDep) -> dict[s
 
 
 @router.post("/api/sessions/{session_id}/input", status_code=202)
-async def send_input(session_id: str, body: SessionInput, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+async def send_input(
+    session_id: str, body: SessionInput, user: UserDep, store: StoreDep, hub: HubDep
+) -> dict[str, Any]:
     await store.sessions.get(session_id, user["id"])
     try:
         data = body.payload()
     except ValueError as exc:
-        raise RequestValidationError([{"loc": ("body", "data_base64"), "msg": str(exc), "type": "value_error"}]) from None
+        raise RequestValidationError(
+            [{"loc": ("body", "data_base64"), "msg": str(exc), "type": "value_error"}]
+        ) from None
     await hub.send_input(session_id, data)
     return {"sent": len(data)}
 
@@ -154,5 +158,9 @@ async def read_logs(
     return Response(
         content=data,
         media_type="application/octet-stream",
-        headers={"X-Offset": str(start), "X-End-Offset": str(max(end, start + len(data))), "X-Session-Status": status},
+        headers={
+            "X-Offset": str(start),
+            "X-End-Offset": str(max(end, start + len(data))),
+            "X-Session-Status": status,
+        },
     )

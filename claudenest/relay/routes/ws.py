@@ -59,7 +59,8 @@ async def _hello(websocket: WebSocket, expected: type[Message]) -> Any:
         return None
     if getattr(hello, "protocol", None) != PROTOCOL_VERSION:
         await websocket.close(
-            CLOSE_PROTOCOL, f"protocol {getattr(hello, 'protocol', '?')} not supported; relay speaks {PROTOCOL_VERSION}"
+            CLOSE_PROTOCOL,
+            f"protocol {getattr(hello, 'protocol', '?')} not supported; relay speaks {PROTOCOL_VERSION}",
         )
         return None
     return hello
@@ -132,7 +133,10 @@ def _origin_allowed(websocket: WebSocket) -> bool:
     origin = websocket.headers.get("origin")
     if origin is None:
         return False
-    allowed = websocket.app.state.settings.public_origin or f"{websocket.url.scheme.replace('ws', 'http')}://{websocket.headers.get('host', '')}"
+    allowed = (
+        websocket.app.state.settings.public_origin
+        or f"{websocket.url.scheme.replace('ws', 'http')}://{websocket.headers.get('host', '')}"
+    )
     return bool(origin.rstrip("/") == allowed.rstrip("/"))
 
 
@@ -161,7 +165,10 @@ async def client_socket(websocket: WebSocket) -> None:
     await websocket.send_text(
         encode_message(Welcome(protocol=PROTOCOL_VERSION, relay_version=__version__, user_id=user["id"]))
     )
-    viewer = Viewer(user_id=user["id"], outbox=Outbox(f"viewer-{user['id'][:8]}", websocket.send_text, websocket.send_bytes))
+    viewer = Viewer(
+        user_id=user["id"],
+        outbox=Outbox(f"viewer-{user['id'][:8]}", websocket.send_text, websocket.send_bytes),
+    )
     viewer.outbox.start()
     try:
         while (data := await _receive(websocket)) is not None:
