@@ -14,6 +14,7 @@ See docs/protocol.md.
 from __future__ import annotations
 
 import json
+import re
 import struct
 import uuid
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -67,11 +68,14 @@ def decode_frame(data: bytes, max_size: int | None = None) -> Frame:
     return Frame(kind, str(uuid.UUID(bytes=sid)), offset, bytes(data[HEADER_SIZE:]))
 
 
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _session_bytes(session_id: str) -> bytes:
-    try:
-        return uuid.UUID(session_id).bytes
-    except (ValueError, AttributeError, TypeError):
-        raise ProtocolError(f"session id {session_id!r} is not a UUID") from None
+    # Only the canonical lowercase form, so one session never has two spellings on the wire.
+    if not isinstance(session_id, str) or not _UUID_RE.fullmatch(session_id):
+        raise ProtocolError(f"session id {str(session_id)[:60]!r} is not a canonical lowercase UUID")
+    return uuid.UUID(session_id).bytes
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -285,8 +289,8 @@ def decode_message(text: str | bytes, max_size: int | None = None) -> Message:
         raise ProtocolError(f"message of {len(text)} bytes exceeds the {max_size}-byte limit")
     try:
         raw = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"message is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, huge numbers, deep nesting
+        raise ProtocolError(f"message is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise ProtocolError("message must be a JSON object")
     kind = raw.pop("type", None)

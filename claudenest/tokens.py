@@ -68,5 +68,9 @@ def check_password(password: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    try:
+        salt = bytes.fromhex(salt_hex)
+    except ValueError:
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
     return hmac.compare_digest(digest.hex(), digest_hex)

@@ -92,7 +92,7 @@ async def test_in_memory_store(tmp_path: Path) -> None:
     store = await Store.open(":memory:")
     try:
         await store.users.create("m@example.com")
-        assert [u["email"] for u in await store.users.list()] == ["m@example.com"]
+        assert [u["email"] for u in await store.users.all()] == ["m@example.com"]
     finally:
         await store.close()
     assert list(tmp_path.iterdir()) == []
