@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.harness import Proc, claudenest, cli, role_env, timeout, wait_until
+from tests.e2e.harness import Proc, Relay, User, claudenest, cli, pair_agent, role_env, timeout, wait_until
 
 
 def test_up_is_a_complete_setup_on_one_machine(tmp_path: Path) -> None:
@@ -38,6 +39,23 @@ def test_up_is_a_complete_setup_on_one_machine(tmp_path: Path) -> None:
         again = httpx.post(url + "/api/auth/login-link", json={"code": code}, timeout=timeout(10))
         assert again.status_code == 401
 
+        # A second agent (another CLAUDENEST_HOME) pairs through the real flow and runs sessions too.
+        token = tomllib.loads((home / "config" / "credentials.toml").read_text())["user"][url]
+        owner = User(home=home, email="owner@localhost", token=token, relay_url=url)
+        second_agent = pair_agent(Relay(home, url=url), owner, tmp_path / "second", "second")
+        try:
+            other = json.loads(
+                cli(home, "sessions", "new", "--machine", "second", "--command", "bash --norc", "--json").stdout
+            )["session"]
+            assert other["machine_id"] == second_agent.machine_id
+            cli(home, "sessions", "send", other["id"], "echo on-second")
+            wait_until(lambda: "on-second" in cli(home, "sessions", "logs", other["id"]).stdout)
+            ambiguous = cli(home, "sessions", "new", "--command", "true", check=False)
+            assert ambiguous.returncode == 1
+            assert "several machines are online" in ambiguous.stderr
+        finally:
+            second_agent.stop()
+
         # A second relay on the same database is refused, and says why.
         second = cli(home, "up", "--port", "0", check=False)
         assert second.returncode == 3
@@ -52,6 +70,7 @@ def test_up_is_a_complete_setup_on_one_machine(tmp_path: Path) -> None:
         up.wait_for(r"connected to ws://")
         sessions = json.loads(cli(home, "sessions", "list", "--json").stdout)["sessions"]
         assert session["id"] in [s["id"] for s in sessions]
-        assert len(json.loads(cli(home, "machines", "list", "--json").stdout)["machines"]) == 1
+        machines = json.loads(cli(home, "machines", "list", "--json").stdout)["machines"]
+        assert sorted(m["status"] for m in machines) == ["offline", "online"]  # this one reused, not paired again
     finally:
         up.stop()

@@ -1,0 +1,61 @@
+"""The CLI as a user meets it: help everywhere, clear errors with documented exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import click.testing
+import pytest
+
+from claudenest.cli.main import cli as root
+from tests.e2e.harness import cli
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("words", _commands(root), ids=lambda w: " ".join(w) or "claudenest")
+def test_every_command_has_help(words: tuple[str, ...]) -> None:
+    result = click.testing.CliRunner().invoke(root, [*words, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+
+
+def test_commands_without_login_say_how_to_log_in(tmp_path: Path) -> None:
+    result = cli(tmp_path, "sessions", "list", check=False)
+    assert result.returncode == 4
+    assert "claudenest login" in result.stderr
+
+
+def test_unreachable_relay_is_exit_7(tmp_path: Path) -> None:
+    result = cli(tmp_path, "login", "--relay", "http://127.0.0.1:9", "--token", "cn_" + "x" * 43, check=False)
+    assert result.returncode == 7
+    assert "cannot reach the relay" in result.stderr
+
+
+def test_agent_without_pairing_says_to_pair(tmp_path: Path) -> None:
+    result = cli(tmp_path, "agent", "run", check=False)
+    assert result.returncode == 2
+    assert "claudenest pair" in result.stderr
+
+
+def test_install_service_prints_the_unit_where_systemd_is_absent(tmp_path: Path) -> None:
+    result = cli(tmp_path, "agent", "install-service", "--print")
+    assert "ExecStart=" in result.stdout
+    assert "agent run" in result.stdout
+    assert "systemctl --user enable --now claudenest-agent.service" in result.stdout
+    assert "%h/.local/bin" not in result.stdout  # pointed at this installation's claudenest
+
+
+def test_relay_unit_is_hardened() -> None:
+    unit = (Path(__file__).parents[2] / "systemd" / "claudenest-relay.service").read_text()
+    for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=claudenest", "ProtectHome=yes"):
+        assert setting in unit
