@@ -1,0 +1,171 @@
+"""WebSocket endpoints against bad, unauthorized, oversized and out-of-order input: clear answers, nothing crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claudenest.client import RelayClient
+from claudenest.protocol import (
+    PROTOCOL_VERSION,
+    Attach,
+    Attached,
+    ClientHello,
+    Error,
+    Frame,
+    FrameKind,
+    decode_message,
+    encode_frame,
+    encode_message,
+)
+from tests.e2e.conftest import Stack
+from tests.e2e.harness import cli, timeout
+
+
+def ws_url(stack: Stack, path: str) -> str:
+    return stack.relay.url.replace("http://", "ws://") + path
+
+
+async def viewer(stack: Stack) -> websockets.ClientConnection:
+    return await RelayClient(stack.relay.url, stack.user.token).connect_viewer()
+
+
+async def next_message(ws: websockets.ClientConnection) -> object:
+    while True:
+        raw = await asyncio.wait_for(ws.recv(), timeout(10))
+        if isinstance(raw, str):
+            return decode_message(raw)
+
+
+async def test_upgrades_without_the_right_credential_are_refused_with_a_status(stack: Stack) -> None:
+    cases = [
+        ("/ws/agent", {}, 401),
+        ("/ws/agent", {"Authorization": f"Bearer {stack.user.token}"}, 403),
+        ("/ws/agent", {"Authorization": "Bearer mn_wrong-wrong-wrong-wrong-wrong"}, 401),
+        ("/ws/client", {}, 401),
+        ("/ws/client", {"Authorization": "Bearer cn_wrong-wrong-wrong-wrong-wrong"}, 401),
+    ]
+    for path, headers, status in cases:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(ws_url(stack, path), additional_headers=headers)
+        assert refused.value.response.status_code == status, (path, headers)
+    # Browsers: a ticket is single use and needs the relay's own Origin.
+    ticket = stack.user.api("POST", "/api/ws-ticket").json()["ticket"]
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(ws_url(stack, f"/ws/client?ticket={ticket}"), origin="http://evil.example")
+    ticket = stack.user.api("POST", "/api/ws-ticket").json()["ticket"]
+    ws = await websockets.connect(ws_url(stack, f"/ws/client?ticket={ticket}"), origin=stack.relay.url)
+    await ws.close()
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(ws_url(stack, f"/ws/client?ticket={ticket}"), origin=stack.relay.url)
+
+
+async def test_wrong_first_message_or_protocol_closes_with_a_reason(stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {stack.user.token}"}
+    for first in ("not json", json.dumps({"type": "client_hello", "protocol": 99, "client_version": "x"})):
+        async with websockets.connect(ws_url(stack, "/ws/client"), additional_headers=headers) as ws:
+            await ws.send(first)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout(10))
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4002
+            assert "client_hello" in closed.value.rcvd.reason or "protocol 99" in closed.value.rcvd.reason
+
+
+async def test_malformed_and_out_of_order_messages_get_errors_and_the_connection_lives(stack: Stack) -> None:
+    sid = stack.user.api(
+        "POST", "/api/sessions", json={"machine_id": stack.agent.machine_id, "command": ["cat"]}
+    ).json()["session"]["id"]
+    ws = await viewer(stack)
+    try:
+        bad = [
+            "{",
+            "[]",
+            json.dumps({"type": "nope"}),
+            json.dumps({"type": "attach"}),
+            json.dumps({"type": "attach", "session_id": "not-a-uuid"}),
+            encode_message(ClientHello(protocol=PROTOCOL_VERSION, client_version="again")),
+            encode_message(Attach(session_id=str(uuid.uuid4()))),
+        ]
+        for text in bad:
+            await ws.send(text)
+            answer = await next_message(ws)
+            assert isinstance(answer, Error), text
+        for frame in (b"\x02short", encode_frame(Frame(FrameKind.INPUT, sid, 0, b"x")), b"\x07" + b"\x00" * 30):
+            await ws.send(frame)  # too short; input before attaching; unknown kind
+            assert isinstance(await next_message(ws), Error)
+        await ws.send(encode_message(Attach(session_id=sid)))
+        assert isinstance(await next_message(ws), Attached)
+        await ws.send(encode_frame(Frame(FrameKind.INPUT, sid, 0, b"still-alive\n")))
+        seen = b""
+        while b"still-alive" not in seen:
+            raw = await asyncio.wait_for(ws.recv(), timeout(10))
+            if isinstance(raw, bytes):
+                seen += raw
+    finally:
+        await ws.close()
+
+
+async def test_another_users_session_is_not_found_over_the_socket(stack: Stack) -> None:
+    sid = stack.user.api(
+        "POST", "/api/sessions", json={"machine_id": stack.agent.machine_id, "command": ["cat"]}
+    ).json()["session"]["id"]
+    created = cli(stack.relay.home, "relay", "user", "add", "intruder@example.com", "--json")
+    token = json.loads(created.stdout)["token"]
+    ws = await RelayClient(stack.relay.url, token).connect_viewer()
+    try:
+        await ws.send(encode_message(Attach(session_id=sid)))
+        answer = await next_message(ws)
+        assert isinstance(answer, Error)
+        assert answer.code == "not_found"
+    finally:
+        await ws.close()
+
+
+async def test_oversized_frames_close_with_1009_and_the_relay_keeps_serving(stack: Stack) -> None:
+    ws = await viewer(stack)
+    await ws.send(b"\x02" + b"\x00" * (2 << 20))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), timeout(10))
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert stack.user.api("GET", "/api/me").status_code == 200
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.one_of(
+        st.binary(max_size=64),
+        st.builds(
+            lambda kind, sid, offset, payload: bytes([kind]) + sid + offset.to_bytes(8, "big") + payload,
+            st.integers(0, 255),
+            st.binary(min_size=16, max_size=16),
+            st.integers(0, 2**64 - 1),
+            st.binary(max_size=64),
+        ),
+        st.text(max_size=64),
+    )
+)
+def test_fuzzed_frames_never_take_the_relay_down(stack: Stack, data: bytes | str) -> None:
+    async def exchange() -> None:
+        ws = await viewer(stack)
+        try:
+            await ws.send(data)
+            answer: str | bytes | int
+            try:
+                answer = await asyncio.wait_for(ws.recv(), timeout(10))
+            except websockets.ConnectionClosed as exc:
+                answer = exc.rcvd.code if exc.rcvd else 0
+            # An error message, or a protocol-level close; never a crash or a silent hang.
+            assert answer in (1002, 1007, 1009) or isinstance(decode_message(answer), Error)  # type: ignore[arg-type]
+        finally:
+            await ws.close()
+
+    asyncio.run(exchange())
+    assert stack.user.api("GET", "/healthz").status_code == 200
