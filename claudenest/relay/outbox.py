@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from claudenest.protocol import Frame, FrameKind, Message, encode_frame, encode_message
+from claudenest.protocol import Frame, FrameKind, Gap, Message, encode_frame, encode_message
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,22 @@ class Outbox:
         self._wake.set()
 
     def drop_output(self, session_id: str) -> int | None:
-        """Remove queued output of one session; return the offset of the first byte dropped, if any."""
+        """Remove queued output and gap markers of one session; return the first offset the peer will now miss.
+
+        Folding earlier gap markers in means a viewer that stays behind gets one gap, not one per cut-over.
+        """
         first: int | None = None
         kept: deque[Item] = deque()
         for item in self.items:
             if isinstance(item, Output) and item.session_id == session_id:
-                if first is None:
-                    first = item.offset
+                start = item.offset
                 self.queued_bytes -= len(item.data)
+            elif isinstance(item, Gap) and item.session_id == session_id:
+                start = item.from_offset
             else:
                 kept.append(item)
+                continue
+            first = start if first is None else min(first, start)
         self.items = kept
         return first
 
