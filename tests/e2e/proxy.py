@@ -46,9 +46,8 @@ class CuttableProxy:
             client_writer.close()
             return
         self._writers.update((client_writer, upstream_writer))
-        await asyncio.gather(
-            self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer), return_exceptions=True
-        )
+        pipes = (self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
+        await asyncio.gather(*pipes, return_exceptions=True)
         self._writers.difference_update((client_writer, upstream_writer))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
