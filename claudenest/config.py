@@ -153,6 +153,8 @@ def load_settings(p: Paths | None = None) -> Settings:
     cli = raw.get("cli", {})
     relay_url = os.environ.get("CLAUDENEST_RELAY_URL") or (cli.get("relay_url", "") if isinstance(cli, dict) else "")
     log_format = os.environ.get("CLAUDENEST_LOG_FORMAT") or str(raw.get("log_format", "text"))
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, not {log_format!r}")
     return replace(settings, cli_relay_url=relay_url, log_format=log_format)
 
 

@@ -219,9 +219,9 @@ def system_cpu() -> tuple[float, float]:
     return float(busy), float(busy + idle + iowait)
 
 
-def tree_cpu() -> float:
-    """Jiffies used by this process and all its live descendants, reaped children included (cutime, cstime)."""
-    parents: dict[int, list[int]] = {}
+def process_table() -> tuple[dict[int, int], dict[int, int]]:
+    """(parent pid, jiffies used incl. reaped children) of every process, from /proc/PID/stat."""
+    parent: dict[int, int] = {}
     used: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -231,28 +231,38 @@ def tree_cpu() -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        pid = int(entry.name)
-        parents.setdefault(int(fields[1]), []).append(pid)
-        used[pid] = sum(int(v) for v in fields[11:15])
-    total, todo = 0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        total += used.get(pid, 0)
-        todo.extend(parents.get(pid, []))
-    return float(total)
+        parent[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return parent, used
 
 
 class OtherLoad:
-    """How much of the machine something other than this benchmark used during a phase (a noisy-machine check)."""
+    """How much CPU user processes other than this benchmark and its descendants used during a phase.
+
+    A noisy-machine check: kernel threads (writeback, softirq work caused by our own traffic) are not counted.
+    """
 
     def __init__(self) -> None:
-        self.ours = tree_cpu()
-        self.busy, self.total = system_cpu()
+        _, self.used = process_table()
+        self.total = system_cpu()[1]
 
     def percent(self) -> float:
-        busy, total = system_cpu()
-        other = (busy - self.busy) - (tree_cpu() - self.ours)
-        return round(max(0.0, 100 * other / max(total - self.total, 1)), 1)
+        parent, used = process_table()
+        total = system_cpu()[1] - self.total
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        ours, todo = set(), [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            ours.add(pid)
+            todo.extend(children.get(pid, []))
+        other = sum(
+            jiffies - self.used.get(pid, 0)
+            for pid, jiffies in used.items()
+            if pid not in ours and pid != 2 and parent[pid] != 2
+        )
+        return round(max(0.0, 100 * other / max(total, 1)), 1)
 
 
 class Child:

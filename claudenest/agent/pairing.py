@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from claudenest import __version__
-from claudenest.errors import PairingFailed, RelayUnreachable
+from claudenest.errors import PairingFailed, RateLimited, RelayUnreachable
 
 
 def machine_info(name: str | None) -> dict[str, str]:
@@ -33,6 +33,8 @@ async def pair(
             response = await http.post("/api/pairing/initiate", json=machine_info(name))
         except httpx.HTTPError as exc:
             raise RelayUnreachable(f"cannot reach the relay at {base}: {exc}") from None
+        if response.status_code == 429:
+            raise RateLimited(f"the relay is limiting pairing requests: {_detail(response)}")
         if response.status_code != 201:
             raise PairingFailed(f"the relay refused to start pairing ({response.status_code}): {_detail(response)}")
         started = response.json()

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from claudenest.agent import credentials
 from claudenest.client import RelayClient
@@ -42,7 +43,7 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except ClaudenestError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             sys.exit(130)

@@ -7,6 +7,7 @@ import click
 from claudenest import __version__
 from claudenest.cli.agent_cmds import agent
 from claudenest.cli.auth_cmds import login, logout, whoami
+from claudenest.cli.common import handle_errors
 from claudenest.cli.machines_cmds import machines, pair
 from claudenest.cli.relay_cmds import relay
 from claudenest.cli.sessions_cmds import sessions
@@ -21,6 +22,7 @@ from claudenest.logs import setup_logging
     "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
 )
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log line format on stderr.")
+@handle_errors
 def cli(log_level: str, log_format: str | None) -> None:
     """Run Claude Code on your own machines and drive it from anywhere."""
     setup_logging(log_level, log_format or load_settings().log_format)

@@ -184,10 +184,13 @@ def _key_name(key: bytes) -> str:
 
 
 def _parse_key(text: str) -> bytes:
+    """``ctrl-X`` where X is a letter or one of @ [ \\ ] ^ _ (the keys that have a control code)."""
     text = text.strip()
     if text.lower().startswith("ctrl-") and len(text) == 6:
-        return bytes([ord(text[-1].upper()) - 64])
-    raise click.BadParameter("use the form ctrl-X, e.g. ctrl-] or ctrl-q", param_hint="--detach-key")
+        code = ord(text[-1].upper()) - 64
+        if 0 <= code < 32:
+            return bytes([code])
+    raise click.BadParameter("use ctrl-X with X a letter or one of @[\\]^_, e.g. ctrl-]", param_hint="--detach-key")
 
 
 @sessions.command("attach")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +27,11 @@ MAX_BODY_BYTES = 1 << 20
 
 
 class BodyLimit:
-    """Refuse request bodies over a size, whether or not the client sent Content-Length."""
+    """Refuse request bodies over a size with 413, whether or not the client sent Content-Length.
+
+    The body (at most ``limit`` bytes) is read before the app runs, so a chunked upload that grows too large is
+    answered with 413 instead of failing half-way through the app's own parsing.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -36,29 +41,40 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = error_response(413, "too_large", f"request body over {self.limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await error_response(413, "too_large", f"request body over {self.limit} bytes")(scope, receive, send)
+                await too_large(scope, receive, send)
                 return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await error_response(413, "too_large", f"request body over {self.limit} bytes")(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _field(error: Any) -> str:
+    """The field a validation error is about: ``cols``, ``command.0``; ``body`` for the body as a whole."""
+    if error.get("type") == "json_invalid":
+        return "body"
+    parts = [str(p) for p in error.get("loc", ()) if p != "body"]
+    return ".".join(parts) or "body"
 
 
 def create_app(store: Store, settings: RelaySettings) -> FastAPI:
@@ -90,10 +106,7 @@ def create_app(store: Store, settings: RelaySettings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
-            for err in exc.errors()
-        ]
+        problems = [{"field": _field(err), "message": err["msg"]} for err in exc.errors()]
         return error_response(422, "invalid_request", problems)
 
     @app.exception_handler(StarletteHTTPException)

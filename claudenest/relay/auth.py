@@ -74,8 +74,10 @@ class SlidingWindow:
         self._events: dict[str, deque[float]] = {}
 
     def _prune(self, key: str) -> deque[float]:
-        events = self._events.setdefault(key, deque())
         horizon = time.monotonic() - self.window
+        if len(self._events) > 10_000:  # forget idle keys so memory does not grow with every new address
+            self._events = {k: v for k, v in self._events.items() if v and v[-1] > horizon}
+        events = self._events.setdefault(key, deque())
         while events and events[0] <= horizon:
             events.popleft()
         return events
@@ -97,6 +99,7 @@ class PairingLimits:
 
     def __init__(self) -> None:
         self.initiate_per_ip = SlidingWindow(20, 60)
+        self.polls_per_ip = SlidingWindow(120, 60)
         self.failures_per_user = SlidingWindow(5, 600)
         self.failures_global = SlidingWindow(200, 3600)
 

@@ -13,6 +13,7 @@ from types import FrameType
 import uvicorn
 
 from claudenest.config import RelaySettings, paths
+from claudenest.errors import ConfigError
 from claudenest.relay.app import create_app
 from claudenest.store import Store
 
@@ -26,6 +27,18 @@ class RunningRelay:
     url: str
     # Work that lives as long as the relay (the embedded agent of `claudenest up`); cancelled at shutdown.
     companions: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class _DenialIsNotAnError(logging.Filter):
+    """uvicorn's websockets-sansio protocol logs "ASGI callable returned without completing handshake" after a
+    WebSocket denial response (our 401/403 before an upgrade), although the response went out. Drop that line
+    only, so refused connections do not look like server errors in the journal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+logging.getLogger("uvicorn.error").addFilter(_DenialIsNotAnError())
 
 
 class RelayServer(uvicorn.Server):
@@ -55,7 +68,11 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)") from None
     sock.set_inheritable(True)
     return sock
 

@@ -120,6 +120,10 @@ def test_malformed_bodies_get_422_naming_the_field(stack: Stack, owned: dict[str
         "POST", "/api/sessions", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "body"
+    response = stack.user.api("POST", "/api/sessions", json={"machine_id": owned["machine_id"], "mode": "headless"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [{"field": "body", "message": "Value error, headless sessions need a prompt"}]
     response = stack.user.api("POST", f"/api/sessions/{owned['session_id']}/input", json={"data_base64": "***"})
     assert response.status_code == 422
     assert "base64" in json.dumps(response.json())
@@ -133,6 +137,14 @@ def test_oversized_bodies_get_413_and_the_relay_keeps_serving(stack: Stack, owne
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must hold for chunked bodies too
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = stack.user.api("POST", f"/api/sessions/{owned['session_id']}/input", content=chunks())
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
     assert stack.user.api("GET", "/api/me").status_code == 200
 
 
@@ -155,6 +167,12 @@ def test_pairing_codes_unknown_404_expired_410_and_guessing_429(stack: Stack, ot
     assert re.fullmatch(r"[A-Z0-9]{3}-[A-Z0-9]{3}", started["code"])
     poll = httpx.get(stack.relay.url + f"/api/pairing/{started['code']}", timeout=timeout(10))
     assert poll.status_code == 401  # no device secret
+    # A wrong secret and an unknown code look the same, so polling cannot discover live codes.
+    wrong = {"X-Device-Secret": "guess"}
+    live = httpx.get(stack.relay.url + f"/api/pairing/{started['code']}", headers=wrong, timeout=timeout(10))
+    unknown = httpx.get(stack.relay.url + "/api/pairing/AAA-AAA", headers=wrong, timeout=timeout(10))
+    assert live.status_code == unknown.status_code == 404
+    assert live.json()["detail"].replace(started["code"], "X") == unknown.json()["detail"].replace("AAA-AAA", "X")
     # Expire it in the real database file, as time would.
     db = sqlite3.connect(stack.relay.home / "data" / "relay.db")
     with db:

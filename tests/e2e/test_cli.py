@@ -47,6 +47,32 @@ def test_agent_without_pairing_says_to_pair(tmp_path: Path) -> None:
     assert "claudenest pair" in result.stderr
 
 
+def test_busy_port_and_bad_config_are_clear_errors(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(tmp_path, "relay", "serve", "--port", str(port), check=False)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[relay]\nport = 'eighty'\n")
+    result = cli(tmp_path, "machines", "list", check=False)
+    assert result.returncode == 2
+    assert "relay.port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_error_messages_are_printed_literally(tmp_path: Path) -> None:
+    result = cli(tmp_path, "login", "--relay", "http://127.0.0.1:9/[bold]x[/]", "--token", "cn_" + "x" * 43, check=False)
+    assert result.returncode == 7
+    assert "http://127.0.0.1:9/[bold]x[/]" in result.stderr
+
+
 def test_install_service_prints_the_unit_where_systemd_is_absent(tmp_path: Path) -> None:
     result = cli(tmp_path, "agent", "install-service", "--print")
     assert "ExecStart=" in result.stdout

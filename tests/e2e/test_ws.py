@@ -169,3 +169,9 @@ def test_fuzzed_frames_never_take_the_relay_down(stack: Stack, data: bytes | str
 
     asyncio.run(exchange())
     assert stack.user.api("GET", "/healthz").status_code == 200
+
+
+def test_bad_peers_leave_no_tracebacks_or_errors_in_the_relay_log(stack: Stack) -> None:
+    log = stack.relay.proc.output  # type: ignore[union-attr]
+    assert "Traceback" not in log
+    assert " ERROR " not in log

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from claudenest import tokens
@@ -65,7 +66,7 @@ async def use_login_link(body: LoginLinkRequest, request: Request, store: StoreD
     session = tokens.new_secret()
     await store.users.add_web_session(user_id, tokens.hash_token(session), WEB_SESSION_TTL)
     user = await store.users.by_id(user_id)
-    response = Response(content=f'{{"user": {{"email": "{user["email"]}"}}}}', media_type="application/json")
+    response = JSONResponse({"user": {"email": user["email"]}})
     response.set_cookie(
         SESSION_COOKIE,
         session,

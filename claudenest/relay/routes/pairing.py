@@ -6,6 +6,7 @@ single use, live 10 minutes, and failed entries are limited per user and across 
 
 from __future__ import annotations
 
+import hmac
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -78,13 +79,19 @@ async def initiate(body: InitiateRequest, request: Request, store: StoreDep) -> 
 
 
 @router.get("/api/pairing/{code}")
-async def poll(code: str, store: StoreDep, x_device_secret: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    """The agent's poll. Send the device secret in the ``X-Device-Secret`` header."""
+async def poll(
+    code: str, request: Request, store: StoreDep, x_device_secret: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """The agent's poll. Send the device secret in the ``X-Device-Secret`` header.
+
+    Unknown code and wrong secret get the same 404, so polling cannot be used to find live codes.
+    """
+    _limits(request).polls_per_ip.check_and_hit(client_ip(request), "pairing polls from this address")
+    if not x_device_secret:
+        raise AuthError("missing device secret (X-Device-Secret header)")
     pairing = await store.machines.pairing(_code(code))
-    if pairing is None:
-        raise NotFound(f"no pairing code {code}")
-    if not x_device_secret or tokens.hash_token(x_device_secret) != pairing["device_secret_hash"]:
-        raise AuthError("wrong or missing device secret")
+    if pairing is None or not hmac.compare_digest(tokens.hash_token(x_device_secret), pairing["device_secret_hash"]):
+        raise NotFound(f"no pairing code {code} for this device")
     if pairing["status"] == "completed":
         raise Gone("this pairing code was already used")
     if pairing["status"] == "pending" and parse(pairing["expires_at"]) <= now():

@@ -51,6 +51,8 @@ async def _hello(websocket: WebSocket, expected: type[Message]) -> Any:
     try:
         raw = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
         hello = decode_message(raw)
+    except WebSocketDisconnect:
+        return None  # the peer left before saying hello
     except (TimeoutError, ProtocolError, KeyError) as exc:
         await websocket.close(CLOSE_PROTOCOL, f"expected {expected.type} first: {exc}"[:120])
         return None
