@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.1
 FLUSH_BYTES = 256 << 10
+# Unpersisted output across all sessions above which the relay stops reading from agents until the store
+# catches up; TCP then pushes back to the agent, which stops reading its PTYs. Memory stays bounded.
+MAX_UNPERSISTED = 16 << 20
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Hub:
         self.streams: dict[str, SessionStream] = {}
         self._spawn_waiters: dict[str, asyncio.Future[Message]] = {}
         self._flush_now = asyncio.Event()
+        self._flushed = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._stream_locks: dict[str, asyncio.Lock] = {}
 
@@ -148,6 +152,7 @@ class Hub:
                 raise
             for stream, end, _ in snapshot:
                 stream.persisted = max(stream.persisted, end)
+        self._flushed.set()
         for stream in list(self.streams.values()):
             if stream.exit_end is not None and stream.persisted >= stream.exit_end:
                 agent = self.agents.get(stream.machine_id)
@@ -213,6 +218,17 @@ class Hub:
             agent.outbox.put(Error(code="unknown_session", message="no such session", session_id=frame.session_id))
             return
         self._ingest(stream, frame.offset, frame.payload)
+
+    def unpersisted(self) -> int:
+        return sum(stream.pending_bytes for stream in self.streams.values())
+
+    async def persistence_backpressure(self) -> None:
+        """Wait (not reading from the agent) while more output waits for the store than we are willing to hold."""
+        while self.unpersisted() > MAX_UNPERSISTED:
+            self._flushed.clear()
+            self._flush_now.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flushed.wait(), 1.0)
 
     def _ingest(self, stream: SessionStream, offset: int, data: bytes) -> None:
         start, fresh, gap_from = stream.accept(offset, data)

@@ -139,9 +139,10 @@ class Relay:
     port: int = 0
     proc: Proc | None = None
     url: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Relay:
-        self.proc = Proc(claudenest("relay", "serve", "--port", str(self.port)), role_env(self.home))
+        self.proc = Proc(claudenest("relay", "serve", "--port", str(self.port)), role_env(self.home, **self.extra_env))
         match = self.proc.wait_for(r"listening on (http://\S+)")
         self.url = match.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])

@@ -68,7 +68,9 @@ def test_busy_port_and_bad_config_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_error_messages_are_printed_literally(tmp_path: Path) -> None:
-    result = cli(tmp_path, "login", "--relay", "http://127.0.0.1:9/[bold]x[/]", "--token", "cn_" + "x" * 43, check=False)
+    result = cli(
+        tmp_path, "login", "--relay", "http://127.0.0.1:9/[bold]x[/]", "--token", "cn_" + "x" * 43, check=False
+    )
     assert result.returncode == 7
     assert "http://127.0.0.1:9/[bold]x[/]" in result.stderr
 

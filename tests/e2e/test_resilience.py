@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Relay, User, add_user, cli, pair_agent, wait_until
+from tests.e2e.harness import Proc, Relay, User, add_user, claudenest, cli, pair_agent, role_env, wait_until
 
 COUNTER = """
 import sys, time, hashlib
@@ -48,6 +48,8 @@ def test_relay_restart_loses_no_output_and_keeps_the_session(tmp_path: Path, how
         script.write_text(COUNTER.format(n=n, delay=0.005))
         created = json.loads(user.cli("sessions", "new", "--command", f"{sys.executable} {script}", "--json").stdout)
         sid = created["session"]["id"]
+        # A viewer follows the stream across the restart: it must see every byte exactly once.
+        follower = Proc(claudenest("sessions", "logs", sid, "--follow"), role_env(user.home))
         wait_until(lambda: "line 00050" in _logs(user, sid), message="output flowing")
 
         relay.restart(how)
@@ -55,6 +57,8 @@ def test_relay_restart_loses_no_output_and_keeps_the_session(tmp_path: Path, how
         wait_until(lambda: "sha256" in _logs(user, sid), seconds=30, message="the program's checksum")
         text = _logs(user, sid)
         _check_counter(text, n)
+        assert follower.wait(seconds=60) == 0, follower.output
+        _check_counter(follower.output, n)
         wait_until(
             lambda: json.loads(user.cli("sessions", "show", sid, "--json").stdout)["session"]["status"] == "exited"
         )

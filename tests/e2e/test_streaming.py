@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -178,6 +179,38 @@ async def test_a_stalled_viewer_does_not_slow_the_fast_one_and_memory_stays_boun
         assert got < 12_000_000  # what sat in socket buffers before the cut-over, plus a bounded tail
         assert any(isinstance(m, SessionStatus) and m.status == "exited" for m in messages)
         await api.close()
+    finally:
+        agent.stop()
+        relay.stop()
+
+
+def test_a_flood_keeps_memory_bounded_everywhere(tmp_path: Path) -> None:
+    """`yes` with nobody watching: the log is capped, and neither relay nor agent grows without bound."""
+    relay = Relay(tmp_path / "relay", extra_env={"CLAUDENEST_RELAY_LOG_CAP_BYTES": str(8 << 20)}).start()
+    user = add_user(relay, "me@example.com", tmp_path / "cli")
+    agent = pair_agent(relay, user, tmp_path / "agent", "box")
+    try:
+        sid = json.loads(user.cli("sessions", "new", "--command", "yes flood-line", "--json").stdout)["session"]["id"]
+        pids = {"relay": relay.proc.popen.pid, "agent": agent.proc.popen.pid}  # type: ignore[union-attr]
+        peaks = dict.fromkeys(pids, 0)
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            for name, pid in pids.items():
+                peaks[name] = max(peaks[name], rss_kib(pid))
+            time.sleep(0.2)
+        shown = json.loads(user.cli("sessions", "show", sid, "--json").stdout)["session"]
+        assert shown["output_bytes"] > 50 << 20  # it really flooded
+        assert shown["log_start_offset"] > 0  # the oldest output was dropped, and the drop recorded
+        user.cli("sessions", "kill", sid)
+        assert peaks["relay"] < 200 * 1024, peaks
+        assert peaks["agent"] < 150 * 1024, peaks
+        db = tmp_path / "relay" / "data" / "relay.db"
+        kept = (
+            sqlite3.connect(db)
+            .execute("SELECT SUM(length(data)) FROM session_logs WHERE session_id = ?", (sid,))
+            .fetchone()[0]
+        )
+        assert kept <= (8 << 20) + (1 << 20)
     finally:
         agent.stop()
         relay.stop()

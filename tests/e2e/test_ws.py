@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
+import httpx
 import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
@@ -14,12 +16,14 @@ from hypothesis import strategies as st
 from claudenest.client import RelayClient
 from claudenest.protocol import (
     PROTOCOL_VERSION,
+    AgentHello,
     Attach,
     Attached,
     ClientHello,
     Error,
     Frame,
     FrameKind,
+    Welcome,
     decode_message,
     encode_frame,
     encode_message,
@@ -169,6 +173,74 @@ def test_fuzzed_frames_never_take_the_relay_down(stack: Stack, data: bytes | str
 
     asyncio.run(exchange())
     assert stack.user.api("GET", "/healthz").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def fuzz_machine_token(stack: Stack) -> str:
+    """A second machine, paired over the HTTP API, whose agent connection the fuzzer plays."""
+    started = httpx.post(
+        stack.relay.url + "/api/pairing/initiate",
+        json={"hostname": "fuzz", "platform": "test", "agent_version": "0"},
+        timeout=timeout(10),
+    ).json()
+    stack.user.api("POST", f"/api/pairing/{started['code']}/approve", json={"name": "fuzz"})
+    headers = {"X-Device-Secret": started["device_secret"]}
+    deadline = time.monotonic() + timeout(20)
+    while time.monotonic() < deadline:
+        time.sleep(3.1)
+        polled = httpx.get(stack.relay.url + f"/api/pairing/{started['code']}", headers=headers, timeout=timeout(10))
+        if polled.json().get("status") == "completed":
+            return str(polled.json()["machine_token"])
+    raise AssertionError("pairing did not complete")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.one_of(
+        st.builds(
+            lambda kind, offset, payload: bytes([kind]) + uuid.uuid4().bytes + offset.to_bytes(8, "big") + payload,
+            st.integers(0, 255),
+            st.integers(0, 2**64 - 1),
+            st.binary(max_size=64),
+        ),
+        st.binary(max_size=40),
+        st.sampled_from(
+            [
+                json.dumps(
+                    {"type": "session_started", "session_id": str(uuid.uuid4()), "pid": 1, "command": [], "cwd": "/"}
+                ),
+                json.dumps(
+                    {"type": "session_exited", "session_id": str(uuid.uuid4()), "status": "exited", "end_offset": 0}
+                ),
+                json.dumps({"type": "gap", "session_id": str(uuid.uuid4()), "from_offset": 0, "to_offset": 9}),
+                json.dumps({"type": "attach", "session_id": str(uuid.uuid4())}),
+                json.dumps({"type": "session_exited", "session_id": "x", "status": "gone", "end_offset": -1}),
+            ]
+        ),
+        st.text(max_size=64),
+    )
+)
+def test_fuzzed_agent_frames_never_disturb_the_relay_or_other_sessions(
+    stack: Stack, fuzz_machine_token: str, data: bytes | str
+) -> None:
+    async def exchange() -> None:
+        async with websockets.connect(
+            ws_url(stack, "/ws/agent"), additional_headers={"Authorization": f"Bearer {fuzz_machine_token}"}
+        ) as ws:
+            hello = AgentHello(protocol=PROTOCOL_VERSION, agent_version="fuzz", hostname="fuzz", platform="test")
+            await ws.send(encode_message(hello))
+            assert isinstance(decode_message(await ws.recv()), Welcome)
+            await ws.send(data)
+            answer: str | bytes | int
+            try:
+                answer = await asyncio.wait_for(ws.recv(), timeout(10))
+            except websockets.ConnectionClosed as exc:
+                answer = exc.rcvd.code if exc.rcvd else 0
+            assert answer in (1002, 1007, 1009) or isinstance(decode_message(answer), Error)  # type: ignore[arg-type]
+
+    asyncio.run(exchange())
+    real_agent = stack.user.api("GET", f"/api/machines/{stack.agent.machine_id}").json()["machine"]
+    assert real_agent["status"] == "online"
 
 
 def test_bad_peers_leave_no_tracebacks_or_errors_in_the_relay_log(stack: Stack) -> None:

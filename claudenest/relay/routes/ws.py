@@ -117,6 +117,7 @@ async def agent_socket(websocket: WebSocket) -> None:
             try:
                 if isinstance(data, bytes):
                     await hub.agent_frame(agent, decode_frame(data))
+                    await hub.persistence_backpressure()
                 else:
                     await hub.agent_message(agent, decode_message(data))
             except (ProtocolError, NotFound, Conflict) as exc:
