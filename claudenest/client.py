@@ -114,8 +114,17 @@ class RelayClient:
     async def terminate(self, session_id: str) -> dict[str, Any]:
         return dict((await self._json("POST", f"/api/sessions/{session_id}/terminate"))["session"])
 
-    async def logs(self, session_id: str, from_offset: int = 0, limit: int = 1 << 20) -> tuple[int, bytes, int, str]:
-        """``(offset of first byte, bytes, end offset, session status)``."""
+    async def approve(self, session_id: str) -> dict[str, Any]:
+        return dict(await self._json("POST", f"/api/sessions/{session_id}/approve"))
+
+    async def deny(self, session_id: str, message: str | None = None) -> dict[str, Any]:
+        return dict(await self._json("POST", f"/api/sessions/{session_id}/deny", json={"message": message}))
+
+    async def discovery(self, machine_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/api/machines/{machine_id}/discovery"))
+
+    async def logs(self, session_id: str, from_offset: int = 0, limit: int = 1 << 20) -> tuple[int, bytes, int, bool]:
+        """``(offset of first byte, bytes, end offset, whether the session's process has ended)``."""
         response = await self.request(
             "GET", f"/api/sessions/{session_id}/logs", params={"from": from_offset, "limit": limit}
         )
@@ -123,7 +132,7 @@ class RelayClient:
             int(response.headers["x-offset"]),
             response.content,
             int(response.headers["x-end-offset"]),
-            response.headers["x-session-status"],
+            response.headers["x-session-ended"] == "true",
         )
 
     # -- live ---------------------------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ class AgentSettings:
     claude_path: str = ""
     ring_bytes: int = 8 << 20
     link_high_water_bytes: int = 4 << 20
+    permission_wait: int = 110  # seconds a PermissionRequest waits for a remote answer before Claude asks locally
+    trust_projects: tuple[str, ...] = ()  # opt-in: folders whose Claude workspace trust the agent may pre-accept
 
 
 @dataclass(frozen=True)

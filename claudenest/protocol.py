@@ -217,6 +217,13 @@ class Attach(Message):
 
 
 @dataclass(frozen=True)
+class Watch(Message):
+    """Viewer -> relay: also send me ``session_status`` for every one of my sessions (a dashboard's list)."""
+
+    type: ClassVar[str] = "watch"
+
+
+@dataclass(frozen=True)
 class Detach(Message):
     type: ClassVar[str] = "detach"
     session_id: str
@@ -236,12 +243,64 @@ class Attached(Message):
 
 @dataclass(frozen=True)
 class SessionStatus(Message):
+    """A session's state changed: running, idle, waiting_permission, error (Claude's), exited, or a spawn error.
+
+    ``ended`` says whether the process is gone; ``error`` alone can mean Claude reported an API or auth failure
+    while its process lives on.
+    """
+
     type: ClassVar[str] = "session_status"
     session_id: str
     status: str
     exit_code: int | None = None
     end_offset: int | None = None
     reason: str | None = None
+    ended: bool = False
+    event: str | None = None  # the Claude Code hook event behind the change, if any
+    permission: dict[str, Any] | None = None  # the pending permission request, while waiting for one
+
+
+# Claude Code awareness (agent -> relay, relay -> agent) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionState(Message):
+    """Agent -> relay: what Claude Code's hooks (or a headless run's stream) say about a session."""
+
+    type: ClassVar[str] = "session_state"
+    session_id: str
+    event: str  # SessionStart, UserPromptSubmit, PreToolUse, PermissionRequest, Notification, Stop, ...
+    status: str | None = None  # None: the event does not change the status
+    detail: str | None = None
+    permission: dict[str, Any] | None = None  # {request_id, tool_name, summary}
+
+
+@dataclass(frozen=True)
+class PermissionDecision(Message):
+    """Relay -> agent: a user's answer to a pending PermissionRequest."""
+
+    type: ClassVar[str] = "permission_decision"
+    session_id: str
+    request_id: str
+    behavior: Literal["allow", "deny"]
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionUsage(Message):
+    """Agent -> relay: token and cost totals for a session (the latest totals, never an increment)."""
+
+    type: ClassVar[str] = "session_usage"
+    session_id: str
+    usage: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Discovery(Message):
+    """Agent -> relay: skills, commands, subagents and MCP servers found on the machine."""
+
+    type: ClassVar[str] = "discovery"
+    found: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -267,9 +326,14 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         SessionExited,
         Gap,
         Attach,
+        Watch,
         Detach,
         Attached,
         SessionStatus,
+        SessionState,
+        PermissionDecision,
+        SessionUsage,
+        Discovery,
         Error,
     )
 }
@@ -346,6 +410,10 @@ def _check(kind: str, name: str, annotation: str, value: Any) -> Any:
                 raise ProtocolError(f"{kind}: field {name!r} must be one of {', '.join(allowed)}")
         if name in _UUID_FIELDS:
             _session_bytes(value)
+        return value
+    if base == "dict[str, Any]":
+        if not isinstance(value, dict):
+            raise ProtocolError(f"{kind}: field {name!r} must be an object")
         return value
     if base == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -33,6 +33,7 @@ from claudenest.protocol import (
     Gap,
     Kill,
     Message,
+    PermissionDecision,
     Resize,
     Resume,
     SessionExited,
@@ -95,6 +96,8 @@ class RelayLink:
         self.state = "starting"
         self._on_state = on_state
         self.connected = asyncio.Event()
+        self.on_connected: Callable[[], None] | None = None
+        self.on_permission: Callable[[PermissionDecision], None] | None = None
 
     # -- called by the registry ---------------------------------------------------------------------------------
 
@@ -112,6 +115,13 @@ class RelayLink:
         )
         self._control.append(Pending(message, (session.session_id, session.ring.end)))
         self._wake.set()
+
+    def send(self, message: Message) -> None:
+        """Queue a control message (state, usage, discovery). Dropped while disconnected: the next hello and
+        discovery report carry what matters."""
+        if self._ws is not None:
+            self._control.append(Pending(message))
+            self._wake.set()
 
     # -- connection loop ----------------------------------------------------------------------------------------
 
@@ -185,6 +195,8 @@ class RelayLink:
         self._ws = ws
         self.connected.set()
         self._set_state("connected")
+        if self.on_connected is not None:
+            self.on_connected()
         sender = asyncio.create_task(self._sender(ws), name="link-sender")
         try:
             async for raw in ws:
@@ -208,14 +220,14 @@ class RelayLink:
 
     async def _dispatch(self, message: Message) -> None:
         if isinstance(message, Spawn):
-            session = self.registry.spawn(message)
+            session = await self.registry.spawn(message)
             self.sent.setdefault(session.session_id, 0)
-            if session.pty is not None and not session.ended:
+            if session.process is not None and not session.ended:
                 self._control.append(
                     Pending(
                         SessionStarted(
                             session_id=session.session_id,
-                            pid=session.pty.pid,
+                            pid=session.process.pid,
                             command=session.command,
                             cwd=session.cwd,
                         )
@@ -239,6 +251,9 @@ class RelayLink:
             self.registry.forget(message.session_id)
             self.sent.pop(message.session_id, None)
             self.relay_has.pop(message.session_id, None)
+        elif isinstance(message, PermissionDecision):
+            if self.on_permission is not None:
+                self.on_permission(message)
         elif isinstance(message, Error):
             log.warning("relay reported: %s (%s)", message.message, message.code)
         else:
@@ -286,12 +301,12 @@ class RelayLink:
 
     def _check_pressure(self, session: LocalSession) -> None:
         """Stop reading a PTY while the relay is more than the high-water mark behind it; resume at half."""
-        if session.pty is None or session.ended:
+        if session.process is None or session.ended:
             return
         behind = session.ring.end - self.relay_has.get(session.session_id, session.ring.start)
         if not session.paused and behind > self.high_water:
             session.paused = True
-            session.pty.pause_reading()
+            session.process.pause_reading()
         elif session.paused and behind <= self.high_water // 2:
             session.paused = False
-            session.pty.resume_reading()
+            session.process.resume_reading()

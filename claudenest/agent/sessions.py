@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from claudenest.agent.claude import claude_argv, headless_argv, locate_claude, session_env
+from claudenest.agent.claude import claude_argv, claude_version, headless_argv, locate_claude, session_env
+from claudenest.agent.hooks import TOKEN_ENV, HookServer, hook_settings, supports_http_hooks
+from claudenest.agent.pipe import PipeProcess
 from claudenest.agent.pty import PtyProcess
 from claudenest.agent.ring import OutputRing
+from claudenest.agent.trust import pre_accept
+from claudenest.agent.usage import StreamJsonParser, render_event, usage_from_result
 from claudenest.errors import SpawnError
-from claudenest.protocol import LiveSession, Spawn
+from claudenest.protocol import LiveSession, SessionState, Spawn
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +33,9 @@ class LocalSession:
     status: str = "starting"  # running, exited, error
     exit_code: int | None = None
     reason: str | None = None
-    pty: PtyProcess | None = None
+    process: PtyProcess | PipeProcess | None = None
+    headless: bool = False
+    parser: StreamJsonParser | None = None
     reaper: asyncio.Task[None] | None = None
     paused: bool = field(default=False)
 
@@ -40,7 +48,7 @@ class LocalSession:
             session_id=self.session_id,
             end_offset=self.ring.end,
             status=self.status,
-            pid=self.pty.pid if self.pty else None,
+            pid=self.process.pid if self.process else None,
             exit_code=self.exit_code,
         )
 
@@ -55,43 +63,70 @@ class SessionRegistry:
         claude_path: str,
         on_output: Callable[[LocalSession], None],
         on_ended: Callable[[LocalSession], None],
+        on_state: Callable[[SessionState], None] = lambda _: None,
+        on_usage: Callable[[LocalSession, dict[str, Any]], None] = lambda *_: None,
+        hooks: HookServer | None = None,
+        trust_projects: tuple[str, ...] = (),
     ) -> None:
         self.sessions: dict[str, LocalSession] = {}
         self.ring_bytes = ring_bytes
         self.claude_path = claude_path
         self._on_output = on_output
         self._on_ended = on_ended
+        self._on_state = on_state
+        self._on_usage = on_usage
+        self.hooks = hooks
+        self.trust_projects = trust_projects
 
-    def spawn(self, request: Spawn) -> LocalSession:
+    async def spawn(self, request: Spawn) -> LocalSession:
         existing = self.sessions.get(request.session_id)
         if existing is not None:
             return existing  # the relay asked twice (e.g. across a reconnect): one session only
         cwd = str(Path(request.cwd).expanduser())
-        session = LocalSession(session_id=request.session_id, ring=OutputRing(self.ring_bytes), command=[], cwd=cwd)
+        session = LocalSession(
+            session_id=request.session_id,
+            ring=OutputRing(self.ring_bytes),
+            command=[],
+            cwd=cwd,
+            headless=request.mode == "headless" and not request.command,
+        )
         self.sessions[request.session_id] = session
+        env = session_env(request.cols, request.rows)
         try:
-            session.command = self._argv(request)
+            session.command = self._argv(request, env)
             if not Path(cwd).is_dir():
                 raise SpawnError(f"working directory {cwd} does not exist")
-            session.pty = PtyProcess(
-                session.command,
-                cwd=cwd,
-                env=session_env(request.cols, request.rows),
-                cols=request.cols,
-                rows=request.rows,
-                on_output=lambda data: self._output(session, data),
-                on_eof=lambda: self._eof(session),
-            )
+            if session.headless:
+                session.parser = StreamJsonParser()
+                session.process = await PipeProcess.spawn(
+                    session.command,
+                    cwd=cwd,
+                    env=env,
+                    on_output=lambda data: self._output(session, data),
+                    on_eof=lambda: self._eof(session),
+                )
+            else:
+                session.process = PtyProcess(
+                    session.command,
+                    cwd=cwd,
+                    env=env,
+                    cols=request.cols,
+                    rows=request.rows,
+                    on_output=lambda data: self._output(session, data),
+                    on_eof=lambda: self._eof(session),
+                )
         except SpawnError as exc:
             session.status, session.reason = "error", str(exc)
+            if self.hooks is not None:
+                self.hooks.forget(session.session_id)
             log.warning("session %s could not start: %s", session.session_id, exc)
             self._on_ended(session)
             return session
         session.status = "running"
-        log.info("session %s started: pid %d, %s", session.session_id, session.pty.pid, session.command[0])
+        log.info("session %s started: pid %d, %s", session.session_id, session.process.pid, session.command[0])
         return session
 
-    def _argv(self, request: Spawn) -> list[str]:
+    def _argv(self, request: Spawn, env: dict[str, str]) -> list[str]:
         if request.command:
             return list(request.command)
         claude = locate_claude(self.claude_path)
@@ -100,39 +135,75 @@ class SessionRegistry:
                 "Claude Code (`claude`) was not found: install it (npm install -g @anthropic-ai/claude-code) "
                 "or set agent.claude_path in config.toml"
             )
-        if request.mode == "headless":
-            return headless_argv(claude, request.session_id, request.prompt or "")
-        return claude_argv(claude, request.session_id)
+        argv = (
+            headless_argv(claude, request.session_id, request.prompt or "")
+            if request.mode == "headless"
+            else claude_argv(claude, request.session_id)
+        )
+        if request.mode == "interactive":
+            pre_accept(str(Path(request.cwd).expanduser()), self.trust_projects)
+        if self.hooks is not None:
+            url, secret = self.hooks.register(request.session_id, interactive=request.mode == "interactive")
+            settings = hook_settings(
+                url, http=supports_http_hooks(claude_version(claude)), permission_wait=self.hooks.permission_wait
+            )
+            argv += ["--settings", json.dumps(settings, separators=(",", ":"))]
+            env[TOKEN_ENV] = secret  # in the environment, not on the command line where `ps` shows it
+        return argv
 
     def _output(self, session: LocalSession, data: bytes) -> None:
-        session.ring.append(data)
+        if session.parser is None:
+            session.ring.append(data)
+        else:
+            # Headless: viewers get readable text; the result line carries the run's cost and outcome.
+            for event in session.parser.feed(data):
+                session.ring.append(render_event(event).encode())
+                if event.get("type") == "result":
+                    self._headless_result(session, event)
         self._on_output(session)
+
+    def _headless_result(self, session: LocalSession, event: dict[str, Any]) -> None:
+        self._on_usage(session, usage_from_result(event).to_dict())
+        failed = bool(event.get("is_error"))  # `subtype` says "success" even for a failed login
+        detail = str(event.get("result") or event.get("subtype") or "")[:2000]
+        self._on_state(
+            SessionState(
+                session_id=session.session_id, event="Result", status="error" if failed else "idle", detail=detail
+            )
+        )
 
     def _eof(self, session: LocalSession) -> None:
         session.reaper = asyncio.create_task(self._reap(session))
 
     async def _reap(self, session: LocalSession) -> None:
-        assert session.pty is not None
-        code = await session.pty.wait()
-        session.pty.close()
+        assert session.process is not None
+        code = await session.process.wait()
+        session.process.close()
+        if session.parser is not None:
+            for event in session.parser.flush():
+                session.ring.append(render_event(event).encode())
+                if event.get("type") == "result":
+                    self._headless_result(session, event)
+        if self.hooks is not None:
+            self.hooks.forget(session.session_id)
         session.status, session.exit_code = "exited", code
         log.info("session %s exited with %d", session.session_id, code)
         self._on_ended(session)
 
     def write(self, session_id: str, data: bytes) -> None:
         session = self.sessions.get(session_id)
-        if session is not None and session.pty is not None and not session.ended:
-            session.pty.write(data)
+        if session is not None and session.process is not None and not session.ended:
+            session.process.write(data)
 
     def resize(self, session_id: str, cols: int, rows: int) -> None:
         session = self.sessions.get(session_id)
-        if session is not None and session.pty is not None and not session.ended:
-            session.pty.resize(cols, rows)
+        if session is not None and session.process is not None and not session.ended:
+            session.process.resize(cols, rows)
 
     async def kill(self, session_id: str) -> None:
         session = self.sessions.get(session_id)
-        if session is not None and session.pty is not None and not session.ended:
-            await session.pty.terminate()
+        if session is not None and session.process is not None and not session.ended:
+            await session.process.terminate()
 
     def forget(self, session_id: str) -> None:
         session = self.sessions.get(session_id)
@@ -144,8 +215,8 @@ class SessionRegistry:
 
     async def shutdown(self) -> None:
         """End every session's process group (daemon stopping)."""
-        running = [s for s in self.sessions.values() if s.pty is not None and not s.ended]
-        await asyncio.gather(*(s.pty.terminate() for s in running if s.pty), return_exceptions=True)
+        running = [s for s in self.sessions.values() if s.process is not None and not s.ended]
+        await asyncio.gather(*(s.process.terminate() for s in running if s.process), return_exceptions=True)
         for session in running:
             if session.reaper is not None:
                 with contextlib.suppress(Exception):

@@ -38,7 +38,6 @@ from claudenest.protocol import (
     encode_message,
 )
 
-ENDED = ("exited", "error")
 DEFAULT_DETACH_KEY = b"\x1d"  # Ctrl-]
 
 
@@ -123,7 +122,7 @@ class OutputFollower:
                     if self.on_gap:
                         self.on_gap(message.from_offset, message.to_offset)
                     self.offset = max(self.offset or 0, message.to_offset)
-                elif isinstance(message, SessionStatus) and message.status in ENDED:
+                elif isinstance(message, SessionStatus) and message.ended:
                     ended = message
                 elif isinstance(message, Error):
                     if message.code == "not_found":

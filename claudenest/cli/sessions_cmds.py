@@ -28,8 +28,6 @@ from claudenest.cli.machines_cmds import find_machine
 from claudenest.client import RelayClient
 from claudenest.errors import ClaudenestError, NotFound
 
-ENDED = ("exited", "error")
-
 
 async def find_session(api: RelayClient, ref: str) -> dict[str, Any]:
     """A session by full id, or by a unique id prefix among your recent sessions."""
@@ -46,16 +44,23 @@ async def find_session(api: RelayClient, ref: str) -> dict[str, Any]:
     raise ClaudenestError(f"{ref!r} matches several sessions: {', '.join(s['id'] for s in found)}")
 
 
+def _money(session: dict[str, Any]) -> str:
+    if not session["total_tokens"]:
+        return ""
+    return f"{session['total_tokens']:,} / ${session['total_cost']:.4f}"
+
+
 def _session_rows(sessions: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (
             short(s["id"]),
             short(s["machine_id"]),
-            s["status"],
+            s["status"] + (" (ended)" if s["ended"] and s["status"] not in ("exited", "error") else ""),
             " ".join(s["command"]) if s["command"] else f"claude ({s['mode']})",
             s["project_path"],
             s["exit_code"] if s["exit_code"] is not None else "",
-            s["created_at"],
+            _money(s),
+            (s["status_detail"] or "")[:60],
         )
         for s in sessions
     ]
@@ -129,7 +134,11 @@ def sessions_new(
 
 @sessions.command("list")
 @click.option("--machine", help="Only this machine (name or id).")
-@click.option("--status", type=click.Choice(["starting", "running", "exited", "error"]), help="Only this status.")
+@click.option(
+    "--status",
+    type=click.Choice(["starting", "running", "idle", "waiting_permission", "error", "exited"]),
+    help="Only this status.",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @relay_option
 @json_option
@@ -145,7 +154,7 @@ def sessions_list(machine: str | None, status: str | None, limit: int, relay_url
     if as_json:
         print_json({"sessions": found})
     else:
-        table(["ID", "MACHINE", "STATUS", "COMMAND", "CWD", "EXIT", "CREATED"], _session_rows(found))
+        table(["ID", "MACHINE", "STATUS", "COMMAND", "CWD", "EXIT", "TOKENS / COST", "DETAIL"], _session_rows(found))
 
 
 @sessions.command("show")
@@ -238,7 +247,7 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
         found = await find_session(api, session)
         offset = from_offset
         while True:
-            start, data, end, status = await api.logs(found["id"], offset)
+            start, data, end, ended = await api.logs(found["id"], offset)
             if start > offset:
                 err.print(f"[{start - offset} older bytes are no longer kept]", highlight=False, markup=False)
             sys.stdout.buffer.write(data)
@@ -246,7 +255,7 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
             offset = start + len(data)
             if not data or offset >= end:
                 break
-        if not follow or status in ENDED:
+        if not follow or ended:
             return
 
         def write(chunk: bytes) -> None:
@@ -263,6 +272,47 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
         pass
 
 
+@sessions.command("approve")
+@click.argument("session")
+@relay_option
+@json_option
+@handle_errors
+def sessions_approve(session: str, relay_url: str | None, as_json: bool) -> None:
+    """Allow the tool use Claude is waiting for permission on."""
+
+    async def approve(api: RelayClient) -> dict[str, Any]:
+        return await api.approve((await find_session(api, session))["id"])
+
+    answered = run(with_client(relay_url, approve))
+    if as_json:
+        print_json(answered)
+    else:
+        out.print(
+            f"Allowed: {answered['answered'].get('summary') or answered['answered'].get('tool_name')}", markup=False
+        )
+
+
+@sessions.command("deny")
+@click.argument("session")
+@click.option("--message", help="Tell Claude why (it sees this).")
+@relay_option
+@json_option
+@handle_errors
+def sessions_deny(session: str, message: str | None, relay_url: str | None, as_json: bool) -> None:
+    """Deny the tool use Claude is waiting for permission on."""
+
+    async def deny(api: RelayClient) -> dict[str, Any]:
+        return await api.deny((await find_session(api, session))["id"], message)
+
+    answered = run(with_client(relay_url, deny))
+    if as_json:
+        print_json(answered)
+    else:
+        out.print(
+            f"Denied: {answered['answered'].get('summary') or answered['answered'].get('tool_name')}", markup=False
+        )
+
+
 @sessions.command("kill")
 @click.argument("session")
 @relay_option
@@ -276,7 +326,7 @@ def sessions_kill(session: str, relay_url: str | None, as_json: bool) -> None:
         await api.terminate(found["id"])
         for _ in range(100):  # the agent escalates within ~8 s; report the final state when we have it
             found = await api.session(found["id"])
-            if found["status"] in ENDED:
+            if found["ended"]:
                 break
             await asyncio.sleep(0.1)
         return found

@@ -18,6 +18,7 @@ from claudenest.config import RelaySettings
 from claudenest.errors import ClaudenestError
 from claudenest.relay.auth import PairingLimits, TicketBook
 from claudenest.relay.hub import Hub
+from claudenest.relay.notify import Notifier, NotifyTarget
 from claudenest.relay.problems import domain_error_response, error_response
 from claudenest.store import Store
 
@@ -77,16 +78,20 @@ def _field(error: Any) -> str:
     return ".".join(parts) or "body"
 
 
-def create_app(store: Store, settings: RelaySettings) -> FastAPI:
+def create_app(store: Store, settings: RelaySettings, notify_targets: tuple[NotifyTarget, ...] = ()) -> FastAPI:
     hub = Hub(store, settings)
+    notifier = Notifier(notify_targets, is_attached=hub.attached)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         hub.start()
+        await notifier.start()
+        hub.notifier = notifier
         try:
             yield
         finally:
             await hub.stop()
+            await notifier.stop()
 
     app = FastAPI(
         title="ClaudeNest relay",
@@ -96,6 +101,7 @@ def create_app(store: Store, settings: RelaySettings) -> FastAPI:
     )
     app.state.store = store
     app.state.hub = hub
+    app.state.notifier = notifier
     app.state.settings = settings
     app.state.pairing_limits = PairingLimits()
     app.state.tickets = TicketBook()

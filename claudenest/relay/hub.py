@@ -23,6 +23,7 @@ from claudenest.protocol import (
     AgentHello,
     Attach,
     Attached,
+    Discovery,
     Error,
     Forget,
     Frame,
@@ -30,19 +31,34 @@ from claudenest.protocol import (
     Gap,
     Kill,
     Message,
+    PermissionDecision,
     Resize,
     Resume,
     SessionExited,
     SessionStarted,
+    SessionState,
     SessionStatus,
+    SessionUsage,
     Spawn,
 )
+from claudenest.relay.notify import EventKind, Notification, Notifier
 from claudenest.relay.outbox import Outbox, Output
 from claudenest.relay.streams import Attachment, SessionStream
 from claudenest.store import Store
 
 log = logging.getLogger(__name__)
 
+# Which Claude Code events are worth a push notification.
+NOTIFY_ON: dict[str, EventKind] = {
+    "PermissionRequest": "waiting_permission",
+    "Stop": "turn_finished",
+    "StopFailure": "failed",
+}
+NOTIFY_TITLES: dict[str, str] = {
+    "waiting_permission": "Claude is waiting for your permission",
+    "turn_finished": "Claude finished its turn",
+    "failed": "Claude stopped with an error",
+}
 FLUSH_INTERVAL = 0.1
 FLUSH_BYTES = 256 << 10
 # Unpersisted output across all sessions above which the relay stops reading from agents until the store
@@ -80,6 +96,8 @@ class Hub:
         self._flushed = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._stream_locks: dict[str, asyncio.Lock] = {}
+        self.watchers: dict[str, set[Viewer]] = {}
+        self.notifier: Notifier | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -119,6 +137,7 @@ class Hub:
                     status=session["status"],
                     cols=session["cols"],
                     rows=session["rows"],
+                    ended=session["ended"],
                 )
                 self.streams[session_id] = found
         return found
@@ -179,6 +198,7 @@ class Hub:
                 await self._set_status(
                     lost["id"],
                     "error",
+                    ended=True,
                     status_detail="the agent no longer has this session (agent restarted?)",
                 )
         for live in hello.sessions:
@@ -257,11 +277,28 @@ class Hub:
             stream = await self._for_agent_session(agent, message.session_id)
             await self.store.sessions.update(message.session_id, exit_code=message.exit_code)
             await self._set_status(
-                message.session_id, message.status, status_detail=message.reason, exit_code=message.exit_code
+                message.session_id,
+                message.status,
+                ended=True,
+                status_detail=message.reason,
+                exit_code=message.exit_code,
+                pending_permission=None,
             )
             stream.exit_end = message.end_offset
             self._flush_now.set()
             self._resolve_spawn(message.session_id, message)
+        elif isinstance(message, SessionState):
+            await self._claude_state(await self._for_agent_session(agent, message.session_id), message)
+        elif isinstance(message, SessionUsage):
+            await self._for_agent_session(agent, message.session_id)
+            await self.store.sessions.update(
+                message.session_id,
+                usage=message.usage,
+                total_tokens=int(message.usage.get("total_tokens", 0)),
+                total_cost=float(message.usage.get("cost_usd", 0.0)),
+            )
+        elif isinstance(message, Discovery):
+            await self.store.machines.set_discovery(agent.machine_id, message.found)
         elif isinstance(message, Gap):
             stream = await self._for_agent_session(agent, message.session_id)
             self._ingest(stream, message.to_offset, b"")
@@ -334,21 +371,91 @@ class Hub:
         agent = self._agent_for(stream)
         agent.outbox.put(Kill(session_id=session_id))
 
-    async def _set_status(self, session_id: str, status: str, **fields: Any) -> None:
+    async def _set_status(
+        self, session_id: str, status: str, *, ended: bool = False, event: str | None = None, **fields: Any
+    ) -> None:
+        if ended:
+            fields["completed_at"] = now_iso()
         await self.store.sessions.update(session_id, status=status, **fields)
         stream = self.streams.get(session_id)
         if stream is None:
             return
         stream.status = status
-        event = SessionStatus(
-            session_id=session_id,
-            status=status,
-            exit_code=fields.get("exit_code"),
-            end_offset=stream.end,
-            reason=fields.get("status_detail"),
+        stream.ended = stream.ended or ended
+        self._publish(
+            stream,
+            SessionStatus(
+                session_id=session_id,
+                status=status,
+                exit_code=fields.get("exit_code"),
+                end_offset=stream.end,
+                reason=fields.get("status_detail"),
+                ended=stream.ended,
+                event=event,
+                permission=fields.get("pending_permission"),
+            ),
         )
+
+    def _publish(self, stream: SessionStream, event: SessionStatus) -> None:
+        """To every viewer of the session, and to the owner's viewers that watch all their sessions."""
+        told: set[int] = set()
         for attachment in stream.attachments.values():
             attachment.viewer.outbox.put(event)
+            told.add(id(attachment.viewer))
+        for viewer in self.watchers.get(stream.user_id, ()):
+            if id(viewer) not in told:
+                viewer.outbox.put(event)
+
+    def watch(self, viewer: Viewer) -> None:
+        self.watchers.setdefault(viewer.user_id, set()).add(viewer)
+
+    async def _claude_state(self, stream: SessionStream, message: SessionState) -> None:
+        """A hook event (or a headless result) from Claude Code: record it, tell viewers, maybe notify."""
+        fields: dict[str, Any] = {"last_event": message.event}
+        if message.detail is not None:
+            fields["status_detail"] = message.detail
+        if message.event in ("Stop", "Result"):
+            fields["last_message"] = message.detail
+        if message.event == "PermissionRequest":
+            fields["pending_permission"] = message.permission
+        elif message.event not in ("Notification", "PreToolUse") or message.status not in (None, "waiting_permission"):
+            fields["pending_permission"] = None  # the request was answered, here or in the terminal
+        status = message.status or stream.status
+        await self._set_status(stream.session_id, status, event=message.event, **fields)
+        kind = NOTIFY_ON.get(message.event)
+        if message.event == "Result" and status == "error":
+            kind = "failed"
+        if kind is not None and self.notifier is not None:
+            machine = await self.store.machines.get(stream.machine_id)
+            self.notifier.submit(
+                Notification(
+                    kind=kind,
+                    session_id=stream.session_id,
+                    title=f"{machine['name']}: {NOTIFY_TITLES[kind]}",
+                    message=(message.detail or "")[:2000],
+                    machine_name=machine["name"],
+                    user_id=stream.user_id,
+                    dedupe_key=f"{stream.session_id}:{kind}:{(message.permission or {}).get('request_id', now_iso())}",
+                )
+            )
+
+    async def decide_permission(self, session_id: str, behavior: str, message: str | None) -> dict[str, Any]:
+        """Answer the session's pending PermissionRequest through the agent's held hook request."""
+        session = await self.store.sessions.get(session_id)
+        pending = session["pending_permission"]
+        if not pending:
+            raise Conflict(f"session {session_id} is not waiting for a permission decision")
+        stream = await self.stream(session_id)
+        agent = self._agent_for(stream)
+        agent.outbox.put(
+            PermissionDecision(
+                session_id=session_id,
+                request_id=str(pending["request_id"]),
+                behavior="allow" if behavior == "allow" else "deny",
+                message=message,
+            )
+        )
+        return dict(pending)
 
     # -- viewers ------------------------------------------------------------------------------------------------
 
@@ -401,7 +508,7 @@ class Hub:
             attachment.next_offset = stream.end
         stream.attachments[id(viewer)] = attachment
         viewer.sessions.add(stream.session_id)
-        if stream.ended:
+        if stream.ended or session["pending_permission"]:
             viewer.outbox.put(
                 SessionStatus(
                     session_id=stream.session_id,
@@ -409,6 +516,8 @@ class Hub:
                     exit_code=session["exit_code"],
                     end_offset=stream.end,
                     reason=session["status_detail"],
+                    ended=stream.ended,
+                    permission=session["pending_permission"],
                 )
             )
 
@@ -421,6 +530,12 @@ class Hub:
     def viewer_gone(self, viewer: Viewer) -> None:
         for session_id in list(viewer.sessions):
             self.detach(viewer, session_id)
+        self.watchers.get(viewer.user_id, set()).discard(viewer)
+
+    def attached(self, session_id: str) -> bool:
+        """Someone is watching this session live with the right to type: notifications stay quiet."""
+        stream = self.streams.get(session_id)
+        return stream is not None and any(not a.read_only for a in stream.attachments.values())
 
     def attachment(self, viewer: Viewer, session_id: str) -> Attachment:
         stream = self.streams.get(session_id)

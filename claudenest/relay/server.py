@@ -12,9 +12,10 @@ from types import FrameType
 
 import uvicorn
 
-from claudenest.config import RelaySettings, paths
+from claudenest.config import RelaySettings, paths, read_config_file
 from claudenest.errors import ConfigError
 from claudenest.relay.app import create_app
+from claudenest.relay.notify import parse_targets
 from claudenest.store import Store
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ async def serve(
         url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         if prepare is not None:
             await prepare(store, url)
-        app = create_app(store, settings)
+        app = create_app(store, settings, parse_targets(read_config_file().get("notify")))
         config = uvicorn.Config(
             app,
             log_config=None,

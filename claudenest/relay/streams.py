@@ -30,6 +30,7 @@ class SessionStream:
     pending_bytes: int = 0
     attachments: dict[int, Attachment] = field(default_factory=dict)
     exit_end: int | None = None  # set once the agent reported the exit; forget when persisted reaches it
+    ended: bool = False  # the process is gone
 
     def __post_init__(self) -> None:
         self.ring_start = self.end
@@ -65,7 +66,3 @@ class SessionStream:
     def take_pending(self) -> list[tuple[int, bytes]]:
         taken, self.pending, self.pending_bytes = self.pending, [], 0
         return taken
-
-    @property
-    def ended(self) -> bool:
-        return self.status in ("exited", "error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,16 @@ class MachineQueries:
                 sets.append(f"{column} = ?")
                 params.append(info[column])
         await self._store.execute(f"UPDATE machines SET {', '.join(sets)} WHERE id = ?", (*params, machine_id))
+
+    async def set_discovery(self, machine_id: str, found: dict[str, Any]) -> None:
+        await self._store.execute(
+            "UPDATE machines SET discovery = ?, discovery_at = ? WHERE id = ?",
+            (json.dumps(found), now_iso(), machine_id),
+        )
+
+    async def discovery(self, machine_id: str) -> dict[str, Any] | None:
+        row = await self._store.fetchone("SELECT discovery FROM machines WHERE id = ?", (machine_id,))
+        return json.loads(row[0]) if row and row[0] else None
 
     async def rename(self, machine_id: str, user_id: str, name: str) -> dict[str, Any]:
         changed = await self._store.execute(

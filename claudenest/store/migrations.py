@@ -104,4 +104,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        2,
+        "claude awareness: hook-driven state, usage, permission requests, discovery",
+        """
+        ALTER TABLE claude_sessions ADD COLUMN last_event TEXT;
+        ALTER TABLE claude_sessions ADD COLUMN last_message TEXT;
+        ALTER TABLE claude_sessions ADD COLUMN pending_permission TEXT;
+        ALTER TABLE claude_sessions ADD COLUMN usage TEXT;
+        ALTER TABLE machines ADD COLUMN discovery TEXT;
+        ALTER TABLE machines ADD COLUMN discovery_at TEXT;
+        """,
+    ),
 ]

@@ -14,12 +14,12 @@ from claudenest.store.users import as_dict
 if TYPE_CHECKING:
     from claudenest.store.connection import Store
 
-ENDED = ("exited", "error")
-
 
 def _session(row: Any) -> dict[str, Any]:
     session = as_dict(row)
-    session["command"] = json.loads(session["command"]) if session["command"] else None
+    for column in ("command", "pending_permission", "usage"):
+        session[column] = json.loads(session[column]) if session[column] else None
+    session["ended"] = session["completed_at"] is not None  # the process is gone (status says why)
     return session
 
 
@@ -84,9 +84,17 @@ class SessionQueries:
         params.append(limit)
         return [_session(r) for r in await self._store.fetchall(sql, params)]
 
+    async def totals_by_machine(self, user_id: str) -> dict[str, dict[str, Any]]:
+        rows = await self._store.fetchall(
+            "SELECT machine_id, COUNT(*), SUM(total_tokens), SUM(total_cost) FROM claude_sessions"
+            " WHERE user_id = ? GROUP BY machine_id",
+            (user_id,),
+        )
+        return {r[0]: {"sessions": r[1], "total_tokens": r[2] or 0, "total_cost": r[3] or 0.0} for r in rows}
+
     async def live_on_machine(self, machine_id: str) -> list[dict[str, Any]]:
         rows = await self._store.fetchall(
-            "SELECT * FROM claude_sessions WHERE machine_id = ? AND status NOT IN ('exited', 'error')",
+            "SELECT * FROM claude_sessions WHERE machine_id = ? AND completed_at IS NULL",
             (machine_id,),
         )
         return [_session(r) for r in rows]
@@ -94,8 +102,9 @@ class SessionQueries:
     async def update(self, session_id: str, **fields: Any) -> None:
         if not fields:
             return
-        if fields.get("status") in ENDED:
-            fields.setdefault("completed_at", now_iso())
+        for column in ("pending_permission", "usage"):
+            if column in fields and fields[column] is not None:
+                fields[column] = json.dumps(fields[column])
         columns = ", ".join(f"{name} = ?" for name in fields)
         await self._store.execute(f"UPDATE claude_sessions SET {columns} WHERE id = ?", (*fields.values(), session_id))
 

@@ -198,7 +198,7 @@ def add_user(relay: Relay, email: str, cli_home: Path) -> User:
     return User(home=cli_home, email=email, token=created["token"], relay_url=relay.url)
 
 
-def pair_agent(relay: Relay, user: User, agent_home: Path, name: str) -> Agent:
+def pair_agent(relay: Relay, user: User, agent_home: Path, name: str, extra_env: dict[str, str] | None = None) -> Agent:
     """The real pairing flow: `pair` shows a code, the user approves it, the agent stores its token."""
     pairing = Proc(claudenest("pair", "--relay", relay.url, "--name", name, "--json"), role_env(agent_home))
     code = json.loads(pairing.wait_for(r'^\{"code"').string)["code"]
@@ -206,5 +206,5 @@ def pair_agent(relay: Relay, user: User, agent_home: Path, name: str) -> Agent:
     done = json.loads(pairing.wait_for(r'"status": "completed"', seconds=20).string)
     assert pairing.wait(seconds=10) == 0, pairing.output
     assert done["machine_id"] == approved["machine"]["id"]
-    agent = Agent(home=agent_home, relay_url=relay.url, machine_id=done["machine_id"])
+    agent = Agent(home=agent_home, relay_url=relay.url, machine_id=done["machine_id"], extra_env=extra_env or {})
     return agent.start()

@@ -41,7 +41,18 @@ SAMPLES: list[p.Message] = [
     p.Attach(session_id=SID, from_offset=5, read_only=True),
     p.Detach(session_id=SID),
     p.Attached(session_id=SID, status="running", from_offset=0, end_offset=9, cols=120, rows=40, read_only=False),
-    p.SessionStatus(session_id=SID, status="exited", exit_code=0, end_offset=77, reason=None),
+    p.SessionStatus(session_id=SID, status="exited", exit_code=0, end_offset=77, reason=None, ended=True),
+    p.SessionState(
+        session_id=SID,
+        event="PermissionRequest",
+        status="waiting_permission",
+        detail="Bash: rm -rf build",
+        permission={"request_id": "r1", "tool_name": "Bash"},
+    ),
+    p.PermissionDecision(session_id=SID, request_id="r1", behavior="deny", message="not now"),
+    p.SessionUsage(session_id=SID, usage={"total_tokens": 10, "cost_usd": 0.01}),
+    p.Discovery(found={"skills": [], "mcp_servers": []}),
+    p.Watch(),
     p.Error(code="not_found", message="no such session", session_id=SID),
 ]
 

@@ -16,6 +16,7 @@ from claudenest import tokens
 from claudenest.errors import Conflict, DatabaseLocked, NotFound, StoreError
 from claudenest.store import Store
 from claudenest.store.machines import PairingGone
+from claudenest.store.migrations import MIGRATIONS
 
 INFO = {"hostname": "box", "platform": "linux", "name": "box", "agent_version": "0.1.0"}
 
@@ -59,7 +60,7 @@ async def new_session(store: Store, user_id: str) -> str:
 async def test_empty_database_is_migrated(db_path: Path) -> None:
     store = await Store.open(db_path)
     try:
-        assert await store.applied_migrations() == [1]
+        assert await store.applied_migrations() == [n for n, _, _ in MIGRATIONS]
         names = {r[0] for r in await store.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {
             "users",
@@ -81,8 +82,8 @@ async def test_reopening_a_migrated_database_keeps_data(db_path: Path) -> None:
 
     store = await Store.open(db_path)
     try:
-        assert await store.applied_migrations() == [1]
-        assert (await store.fetchone("SELECT COUNT(*) FROM _migrations"))[0] == 1
+        assert await store.applied_migrations() == [n for n, _, _ in MIGRATIONS]
+        assert (await store.fetchone("SELECT COUNT(*) FROM _migrations"))[0] == len(MIGRATIONS)
         assert (await store.users.by_email("a@example.com"))["id"] == created["id"]
     finally:
         await store.close()
@@ -314,13 +315,13 @@ async def test_read_output_stops_at_holes(store: Store, user: dict[str, Any]) ->
     assert (await store.sessions.get(sid))["output_bytes"] == 14
 
 
-async def test_ended_status_sets_completed_at(store: Store, user: dict[str, Any]) -> None:
+async def test_a_session_is_live_until_completed_at_is_set(store: Store, user: dict[str, Any]) -> None:
     sid = await new_session(store, user["id"])
-    assert [s["id"] for s in await store.sessions.live_on_machine((await store.sessions.get(sid))["machine_id"])] == [
-        sid
-    ]
-    await store.sessions.update(sid, status="exited", exit_code=0)
+    machine_id = (await store.sessions.get(sid))["machine_id"]
+    await store.sessions.update(sid, status="error", status_detail="authentication_failed")  # Claude's error
+    assert [s["id"] for s in await store.sessions.live_on_machine(machine_id)] == [sid]
+    assert (await store.sessions.get(sid))["ended"] is False
+    await store.sessions.update(sid, status="exited", exit_code=0, completed_at="2026-11-25T00:00:00.000Z")
     session = await store.sessions.get(sid)
-    assert session["status"] == "exited"
-    assert session["completed_at"] is not None
-    assert await store.sessions.live_on_machine(session["machine_id"]) == []
+    assert session["ended"] is True
+    assert await store.sessions.live_on_machine(machine_id) == []

@@ -92,12 +92,11 @@ def test_ring_keeps_only_ring_limit_bytes() -> None:
     assert (s.pending, s.pending_bytes) == ([], 0)
 
 
-def test_ended_statuses() -> None:
+def test_a_stream_is_live_until_its_process_ends_whatever_claude_reports() -> None:
     s = stream()
     assert not s.ended
-    for status, ended in (("running", False), ("exited", True), ("error", True)):
-        s.status = status
-        assert s.ended is ended
+    s.status = "error"  # Claude's StopFailure: the process is still there
+    assert not s.ended
 
 
 @settings(database=None, max_examples=300)

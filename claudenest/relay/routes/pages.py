@@ -22,7 +22,7 @@ async def healthz(hub: HubDep) -> dict[str, Any]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(hub: HubDep) -> str:
+async def metrics(hub: HubDep, request: Request) -> str:
     viewers = sum(len(s.attachments) for s in hub.streams.values())
     pending = sum(s.pending_bytes for s in hub.streams.values())
     lines = [
@@ -34,7 +34,11 @@ async def metrics(hub: HubDep) -> str:
         f"claudenest_viewers {viewers}",
         "# TYPE claudenest_unpersisted_bytes gauge",
         f"claudenest_unpersisted_bytes {pending}",
+        "# TYPE claudenest_notifications_total counter",
     ]
+    counters = request.app.state.notifier.counters
+    for outcome in ("delivered", "failed", "skipped_attached", "skipped_duplicate"):
+        lines.append(f'claudenest_notifications_total{{outcome="{outcome}"}} {getattr(counters, outcome)}')
     return "\n".join(lines) + "\n"
 
 

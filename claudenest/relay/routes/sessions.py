@@ -58,6 +58,11 @@ class SessionInput(BaseModel):
             raise ValueError("data_base64 is not valid base64") from None
 
 
+class PermissionAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str | None = Field(None, max_length=2000, description="shown to Claude with a deny")
+
+
 class SessionResize(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cols: int = Field(ge=1, le=1000)
@@ -92,7 +97,7 @@ async def list_sessions(
     user: UserDep,
     store: StoreDep,
     machine_id: str | None = None,
-    status: str | None = Query(None, max_length=20),
+    status: str | None = Query(None, max_length=30),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     return {"sessions": await store.sessions.of_user(user["id"], machine_id=machine_id, status=status, limit=limit)}
@@ -133,6 +138,23 @@ async def terminate(session_id: str, user: UserDep, store: StoreDep, hub: HubDep
     return {"session": await store.sessions.get(session_id)}
 
 
+@router.post("/api/sessions/{session_id}/approve", status_code=202)
+async def approve(session_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+    """Allow the tool use Claude is asking permission for (answers the held PermissionRequest hook)."""
+    await store.sessions.get(session_id, user["id"])
+    return {"answered": await hub.decide_permission(session_id, "allow", None), "behavior": "allow"}
+
+
+@router.post("/api/sessions/{session_id}/deny", status_code=202)
+async def deny(
+    session_id: str, user: UserDep, store: StoreDep, hub: HubDep, body: PermissionAnswer | None = None
+) -> dict[str, Any]:
+    """Deny the pending tool use; ``message`` tells Claude why."""
+    await store.sessions.get(session_id, user["id"])
+    answered = await hub.decide_permission(session_id, "deny", body.message if body else None)
+    return {"answered": answered, "behavior": "deny"}
+
+
 @router.get(
     "/api/sessions/{session_id}/logs",
     response_class=Response,
@@ -155,6 +177,7 @@ async def read_logs(
     stream = hub.streams.get(session_id)
     end = stream.end if stream else session["output_bytes"]
     status = stream.status if stream else session["status"]
+    ended = stream.ended if stream else session["ended"]
     return Response(
         content=data,
         media_type="application/octet-stream",
@@ -162,5 +185,6 @@ async def read_logs(
             "X-Offset": str(start),
             "X-End-Offset": str(max(end, start + len(data))),
             "X-Session-Status": status,
+            "X-Session-Ended": "true" if ended else "false",
         },
     )

@@ -25,6 +25,7 @@ from claudenest.protocol import (
     FrameKind,
     Message,
     Resize,
+    Watch,
     Welcome,
     decode_frame,
     decode_message,
@@ -208,6 +209,8 @@ async def _viewer_input(hub: Hub, viewer: Viewer, data: str | bytes) -> None:
         await hub.attach(viewer, message)
     elif isinstance(message, Detach):
         hub.detach(viewer, message.session_id)
+    elif isinstance(message, Watch):
+        hub.watch(viewer)
     elif isinstance(message, Resize):
         if hub.attachment(viewer, message.session_id).read_only:
             raise Conflict("this viewer is attached read-only")

@@ -1,0 +1,76 @@
+"""`claudenest skills list` and `claudenest mcp list`: what Claude Code can use on your machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from claudenest.cli.common import handle_errors, json_option, print_json, relay_option, run, table, with_client
+from claudenest.cli.machines_cmds import find_machine
+from claudenest.client import RelayClient
+
+
+async def _collect(api: RelayClient, machine: str | None, key: str) -> list[dict[str, Any]]:
+    targets = (
+        [await find_machine(api, machine)] if machine else [m for m in await api.machines() if m["status"] != "revoked"]
+    )
+    rows = []
+    for target in targets:
+        found = (await api.discovery(target["id"]))["discovery"] or {}
+        rows += [{**item, "machine": target["name"], "machine_id": target["id"]} for item in found.get(key, [])]
+    return rows
+
+
+@click.group()
+def skills() -> None:
+    """Claude Code skills, slash commands and subagents on your machines."""
+
+
+@skills.command("list")
+@click.option("--machine", help="Only this machine (name or id).")
+@click.option("--kind", type=click.Choice(["skills", "commands", "agents"]), default="skills", show_default=True)
+@relay_option
+@json_option
+@handle_errors
+def skills_list(machine: str | None, kind: str, relay_url: str | None, as_json: bool) -> None:
+    """What each agent found in ~/.claude and in the projects its sessions use (reported on connect and change)."""
+    rows = run(with_client(relay_url, lambda api: _collect(api, machine, kind)))
+    if as_json:
+        print_json({kind: rows})
+        return
+    table(
+        ["MACHINE", "NAME", "SCOPE", "DESCRIPTION"],
+        [(r["machine"], r["name"], r["scope"], (r.get("description") or "")[:70]) for r in rows],
+    )
+
+
+@click.group()
+def mcp() -> None:
+    """MCP servers configured for Claude Code on your machines."""
+
+
+@mcp.command("list")
+@click.option("--machine", help="Only this machine (name or id).")
+@relay_option
+@json_option
+@handle_errors
+def mcp_list(machine: str | None, relay_url: str | None, as_json: bool) -> None:
+    """MCP servers from ~/.claude.json and projects' .mcp.json (secrets in env and headers are never reported)."""
+    rows = run(with_client(relay_url, lambda api: _collect(api, machine, "mcp_servers")))
+    if as_json:
+        print_json({"mcp_servers": rows})
+        return
+    table(
+        ["MACHINE", "NAME", "SCOPE", "TYPE", "COMMAND / URL"],
+        [
+            (
+                r["machine"],
+                r["name"],
+                r["scope"],
+                r.get("type", ""),
+                r.get("url") or " ".join([r.get("command", ""), *r.get("args", [])]),
+            )
+            for r in rows
+        ],
+    )
