@@ -239,16 +239,30 @@ def process_table() -> tuple[dict[int, int], dict[int, int]]:
 class OtherLoad:
     """How much CPU user processes other than this benchmark and its descendants used during a phase.
 
-    A noisy-machine check: kernel threads (writeback, softirq work caused by our own traffic) are not counted.
+    A noisy-machine check. Kernel threads are not counted (loopback softirq and writeback caused by the run itself).
+    A process that ends during the phase moves its CPU time into its parent's cutime: its time from before the
+    phase is taken off again, so only what was spent during the phase counts.
     """
 
     def __init__(self) -> None:
-        _, self.used = process_table()
+        self.parent, self.used = process_table()
         self.total = system_cpu()[1]
 
     def percent(self) -> float:
         parent, used = process_table()
         total = system_cpu()[1] - self.total
+        ours = self._ours(parent) | self._ours(self.parent)
+        other = 0
+        for pid, jiffies in used.items():
+            if pid not in ours and pid != 2 and parent[pid] != 2:
+                other += jiffies - self.used.get(pid, 0)
+        for pid, jiffies in self.used.items():
+            if pid not in used and pid not in ours and self.parent[pid] not in ours and self.parent[pid] != 2:
+                other -= jiffies  # ended during the phase; its earlier time just moved into its parent's cutime
+        return round(max(0.0, 100 * other / max(total, 1)), 1)
+
+    @staticmethod
+    def _ours(parent: dict[int, int]) -> set[int]:
         children: dict[int, list[int]] = {}
         for pid, ppid in parent.items():
             children.setdefault(ppid, []).append(pid)
@@ -257,12 +271,7 @@ class OtherLoad:
             pid = todo.pop()
             ours.add(pid)
             todo.extend(children.get(pid, []))
-        other = sum(
-            jiffies - self.used.get(pid, 0)
-            for pid, jiffies in used.items()
-            if pid not in ours and pid != 2 and parent[pid] != 2
-        )
-        return round(max(0.0, 100 * other / max(total, 1)), 1)
+        return ours
 
 
 class Child:

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import secrets
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ EVENTS = (
 )
 TOOL_EVENTS = ("PreToolUse", "PermissionRequest")
 HTTP_HOOKS_SINCE = (2, 1, 63)
+# Claude Code runs only command hooks for these (an HTTP hook there is silently skipped; seen on 2.1.197).
+COMMAND_ONLY = ("SessionStart",)
 MAX_BODY = 2 << 20
 DETAIL_LIMIT = 2000
 
@@ -65,7 +68,7 @@ def hook_settings(url: str, *, http: bool, permission_wait: float) -> dict[str, 
     for event in EVENTS:
         # Claude's own hook timeout must outlast our wait, or it gives up on a request we still hold.
         timeout = int(permission_wait) + 15 if event == "PermissionRequest" else 30
-        if http:
+        if http and event not in COMMAND_ONLY:
             handler: dict[str, Any] = {
                 "type": "http",
                 "url": url,
@@ -76,7 +79,7 @@ def hook_settings(url: str, *, http: bool, permission_wait: float) -> dict[str, 
         else:
             handler = {
                 "type": "command",
-                "command": f"{sys.executable} -m claudenest.agent.hook_command {url}",
+                "command": f"{shlex.quote(sys.executable)} -m claudenest.agent.hook_command {url}",
                 "timeout": timeout,
             }
         entry: dict[str, Any] = {"hooks": [handler]}

@@ -36,6 +36,7 @@ class LocalSession:
     process: PtyProcess | PipeProcess | None = None
     headless: bool = False
     parser: StreamJsonParser | None = None
+    failure: str | None = None
     reaper: asyncio.Task[None] | None = None
     paused: bool = field(default=False)
 
@@ -166,6 +167,7 @@ class SessionRegistry:
         self._on_usage(session, usage_from_result(event).to_dict())
         failed = bool(event.get("is_error"))  # `subtype` says "success" even for a failed login
         detail = str(event.get("result") or event.get("subtype") or "")[:2000]
+        session.failure = detail if failed else None
         self._on_state(
             SessionState(
                 session_id=session.session_id, event="Result", status="error" if failed else "idle", detail=detail
@@ -186,7 +188,9 @@ class SessionRegistry:
                     self._headless_result(session, event)
         if self.hooks is not None:
             self.hooks.forget(session.session_id)
-        session.status, session.exit_code = "exited", code
+        session.exit_code = code
+        # A headless run whose result was an error ends as an error, with Claude's words as the reason.
+        session.status, session.reason = ("error", session.failure) if session.failure else ("exited", None)
         log.info("session %s exited with %d", session.session_id, code)
         self._on_ended(session)
 

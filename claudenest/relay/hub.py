@@ -276,14 +276,10 @@ class Hub:
         elif isinstance(message, SessionExited):
             stream = await self._for_agent_session(agent, message.session_id)
             await self.store.sessions.update(message.session_id, exit_code=message.exit_code)
-            await self._set_status(
-                message.session_id,
-                message.status,
-                ended=True,
-                status_detail=message.reason,
-                exit_code=message.exit_code,
-                pending_permission=None,
-            )
+            exit_fields: dict[str, Any] = {"exit_code": message.exit_code, "pending_permission": None}
+            if message.reason is not None:  # keep what Claude last reported otherwise
+                exit_fields["status_detail"] = message.reason
+            await self._set_status(message.session_id, message.status, ended=True, **exit_fields)
             stream.exit_end = message.end_offset
             self._flush_now.set()
             self._resolve_spawn(message.session_id, message)

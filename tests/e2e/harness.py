@@ -116,11 +116,16 @@ def claudenest(*args: str) -> list[str]:
 
 
 def cli(
-    home: Path, *args: str, input: str | None = None, check: bool = True, seconds: float = 30
+    home: Path,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+    seconds: float = 30,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         claudenest(*args),
-        env=role_env(home),
+        env=role_env(home, **(env or {})),
         capture_output=True,
         text=True,
         input=input,

@@ -237,6 +237,8 @@ def test_headless_error_is_surfaced(claude: ClaudeStack) -> None:
     wait_until(lambda: claude.show(sid)["ended"], message="the headless run to end")
     shown = claude.show(sid)
     assert shown["exit_code"] == 1
+    assert shown["status"] == "error"  # is_error on the result, though its subtype says "success"
+    assert "Not logged in" in shown["status_detail"]
     assert "Not logged in" in (shown["last_message"] or "")
     assert "Not logged in" in claude.logs(sid)
 
@@ -252,9 +254,19 @@ def test_discovery_reports_skills_and_mcp_servers_without_secrets(claude: Claude
 
 
 def test_doctor_reports_claude_and_relay(claude: ClaudeStack) -> None:
-    result = cli(claude.agent_home, "doctor", "--json", "--cwd", str(claude.agent_home / "project"), check=False)
+    result = cli(
+        claude.agent_home,
+        "doctor",
+        "--json",
+        "--cwd",
+        str(claude.agent_home / "project"),
+        check=False,
+        env={"CLAUDENEST_AGENT_CLAUDE_PATH": str(FAKE_CLAUDE)},
+    )
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
-    assert checks["claude"]["ok"] is False or "2.1.197" in checks["claude"]["detail"]
+    assert checks["claude"]["ok"] is True
+    assert "2.1.197" in checks["claude"]["detail"]
+    assert checks["claude login"]["ok"] is False  # `claude auth status` says loggedIn: false
     assert checks["relay"]["ok"] is True
     assert checks["workspace trust"]["ok"] is False
     assert result.returncode == 1
