@@ -90,11 +90,12 @@ def test_headless_not_logged_in_is_surfaced_and_hooks_reach_the_agent(real: tupl
             events: list[str] = []
             while True:
                 raw = await asyncio.wait_for(ws.recv(), timeout(60))
-                if isinstance(raw, str) and isinstance(message := decode_message(raw), SessionStatus):
-                    if message.session_id == session["id"]:
-                        events.append(message.event or f"<{message.status}>")
-                        if message.ended:
-                            break
+                if not isinstance(raw, str) or not isinstance(message := decode_message(raw), SessionStatus):
+                    continue
+                if message.session_id == session["id"]:
+                    events.append(message.event or f"<{message.status}>")
+                    if message.ended:
+                        break
             await ws.close()
             return session["id"], events
 
