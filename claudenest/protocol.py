@@ -140,6 +140,9 @@ class Spawn(Message):
     command: list[str] | None = None  # None: Claude Code
     mode: Literal["interactive", "headless"] = "interactive"
     prompt: str | None = None
+    # A session in a shared project: {project_id, instance_id, instance_token, system_prompt}. The agent wires
+    # the claudenest MCP server and the file-lock hook into Claude with these.
+    project: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

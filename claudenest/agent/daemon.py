@@ -17,8 +17,9 @@ from claudenest.agent.hooks import HookServer
 from claudenest.agent.link import FatalLinkError, RelayLink
 from claudenest.agent.sessions import LocalSession, SessionRegistry
 from claudenest.agent.usage import transcript_path, usage_from_transcript
+from claudenest.client import RelayClient
 from claudenest.config import AgentSettings
-from claudenest.errors import AuthError
+from claudenest.errors import AuthError, ClaudenestError, Conflict
 from claudenest.protocol import Discovery, PermissionDecision, SessionState, SessionUsage
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ DISCOVERY_INTERVAL = 30.0
 class Agent:
     def __init__(self, relay_url: str, token: str, settings: AgentSettings) -> None:
         self.settings = settings
-        self.hooks = HookServer(self._state, permission_wait=settings.permission_wait)
+        self.relay_url = relay_url
+        self.hooks = HookServer(self._state, permission_wait=settings.permission_wait, lock_gate=self._lock_gate)
         self.registry = SessionRegistry(
             ring_bytes=settings.ring_bytes,
             claude_path=settings.claude_path,
@@ -39,6 +41,7 @@ class Agent:
             on_usage=self._usage,
             hooks=self.hooks,
             trust_projects=settings.trust_projects,
+            relay_url=relay_url,
         )
         claude = locate_claude(settings.claude_path)
         self.claude_version = claude_version(claude) if claude else None
@@ -75,6 +78,23 @@ class Agent:
     def _permission(self, decision: PermissionDecision) -> None:
         if not self.hooks.decide(decision.session_id, decision.request_id, decision.behavior, decision.message):
             log.info("permission answer for %s came after the request was settled", decision.session_id)
+
+    async def _lock_gate(self, session_id: str, path: str, tool: str) -> str | None:
+        """Take the file's lock for this instance; a refusal names the holder. Fail open if the relay is away."""
+        session = self.registry.sessions.get(session_id)
+        project = session.project if session else None
+        if not project:
+            return None
+        body = {"path": path, "reason": f"{tool} by Claude", "ttl_seconds": 1800}
+        try:
+            async with RelayClient(self.relay_url, str(project["instance_token"]), timeout=10) as api:
+                await api.request("POST", f"/api/projects/{project['project_id']}/locks", json=body)
+        except Conflict as exc:
+            return str(exc)
+        except ClaudenestError as exc:
+            # Documented fail-open: an unreachable relay must not freeze every edit on every machine.
+            log.warning("lock check for %s failed (%s); letting the edit through", path, exc)
+        return None
 
     def _spawn_task(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -16,7 +16,7 @@ import logging
 import secrets
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +43,18 @@ MAX_BODY = 2 << 20
 DETAIL_LIMIT = 2000
 
 
+EDIT_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit")
+# (session id, project-relative path, tool) -> a deny reason, or None to let Claude's usual permissions decide.
+LockGate = Callable[[str, str, str], Awaitable[str | None]]
+
+
 @dataclass
 class HookSession:
     session_id: str
     secret: str
     interactive: bool
+    cwd: str = ""
+    in_project: bool = False
     transcript_path: str | None = None
     pending: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
 
@@ -131,8 +138,14 @@ def _clip(value: Any) -> str | None:
 class HookServer:
     """A tiny HTTP/1.1 server on 127.0.0.1 for hook POSTs; one path per session, one secret per session."""
 
-    def __init__(self, on_state: Callable[[SessionState], None], permission_wait: float = 110.0) -> None:
+    def __init__(
+        self,
+        on_state: Callable[[SessionState], None],
+        permission_wait: float = 110.0,
+        lock_gate: LockGate | None = None,
+    ) -> None:
         self._on_state = on_state
+        self.lock_gate = lock_gate
         self.permission_wait = permission_wait
         self.sessions: dict[str, HookSession] = {}
         self._server: asyncio.Server | None = None
@@ -152,10 +165,12 @@ class HookServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 
-    def register(self, session_id: str, *, interactive: bool) -> tuple[str, str]:
+    def register(
+        self, session_id: str, *, interactive: bool, cwd: str = "", in_project: bool = False
+    ) -> tuple[str, str]:
         """(hook URL, secret) for a new session. The secret goes into the child's environment."""
         secret = secrets.token_urlsafe(32)
-        self.sessions[session_id] = HookSession(session_id, secret, interactive)
+        self.sessions[session_id] = HookSession(session_id, secret, interactive, cwd, in_project)
         return f"http://127.0.0.1:{self.port}/hook/{session_id}", secret
 
     def forget(self, session_id: str) -> None:
@@ -218,6 +233,8 @@ class HookServer:
         status, detail = state_for(event, payload, hook_session.interactive)
         if event != "PermissionRequest":
             self._on_state(SessionState(session_id=hook_session.session_id, event=event, status=status, detail=detail))
+            if event == "PreToolUse" and hook_session.in_project and self.lock_gate is not None:
+                return await self._lock_gate(hook_session, payload)
             return {}
         request_id = secrets.token_hex(8)
         permission = {
@@ -239,6 +256,36 @@ class HookServer:
             return {}  # no remote answer: Claude asks in its terminal as usual
         finally:
             hook_session.pending.pop(request_id, None)
+
+    async def _lock_gate(self, hook_session: HookSession, payload: dict[str, Any]) -> dict[str, Any]:
+        """Before Claude edits a file in a shared project, take its lock; deny the edit if another instance holds it."""
+        tool = str(payload.get("tool_name", ""))
+        tool_input = payload.get("tool_input") or {}
+        target = (
+            tool_input.get("file_path") or tool_input.get("notebook_path") if isinstance(tool_input, dict) else None
+        )
+        if tool not in EDIT_TOOLS or not isinstance(target, str) or self.lock_gate is None:
+            return {}
+        reason = await self.lock_gate(hook_session.session_id, project_relative(target, hook_session.cwd), tool)
+        if reason is None:
+            return {}  # no decision: Claude's own permission rules still apply
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        }
+
+
+def project_relative(path: str, root: str) -> str:
+    """Lock paths are relative to the project root, whatever form Claude used."""
+    from pathlib import PurePosixPath
+
+    candidate, base = PurePosixPath(path), PurePosixPath(root)
+    if candidate.is_absolute() and root and (candidate == base or base in candidate.parents):
+        return str(candidate.relative_to(base))
+    return str(candidate)
 
 
 def _compact(value: Any) -> Any:

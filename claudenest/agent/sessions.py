@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,7 @@ class LocalSession:
     headless: bool = False
     parser: StreamJsonParser | None = None
     failure: str | None = None
+    project: dict[str, Any] | None = None
     reaper: asyncio.Task[None] | None = None
     paused: bool = field(default=False)
 
@@ -68,6 +72,7 @@ class SessionRegistry:
         on_usage: Callable[[LocalSession, dict[str, Any]], None] = lambda *_: None,
         hooks: HookServer | None = None,
         trust_projects: tuple[str, ...] = (),
+        relay_url: str = "",
     ) -> None:
         self.sessions: dict[str, LocalSession] = {}
         self.ring_bytes = ring_bytes
@@ -78,6 +83,8 @@ class SessionRegistry:
         self._on_usage = on_usage
         self.hooks = hooks
         self.trust_projects = trust_projects
+        self.relay_url = relay_url
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="claudenest-agent-"))  # 0700: per-session MCP configs
 
     async def spawn(self, request: Spawn) -> LocalSession:
         existing = self.sessions.get(request.session_id)
@@ -90,6 +97,7 @@ class SessionRegistry:
             command=[],
             cwd=cwd,
             headless=request.mode == "headless" and not request.command,
+            project=request.project,
         )
         self.sessions[request.session_id] = session
         env = session_env(request.cols, request.rows)
@@ -143,14 +151,47 @@ class SessionRegistry:
         )
         if request.mode == "interactive":
             pre_accept(str(Path(request.cwd).expanduser()), self.trust_projects)
+        if request.project:
+            argv += self._project_args(request, request.project)
         if self.hooks is not None:
-            url, secret = self.hooks.register(request.session_id, interactive=request.mode == "interactive")
+            url, secret = self.hooks.register(
+                request.session_id,
+                interactive=request.mode == "interactive",
+                cwd=str(Path(request.cwd).expanduser()),
+                in_project=bool(request.project),
+            )
             settings = hook_settings(
                 url, http=supports_http_hooks(claude_version(claude)), permission_wait=self.hooks.permission_wait
             )
             argv += ["--settings", json.dumps(settings, separators=(",", ":"))]
             env[TOKEN_ENV] = secret  # in the environment, not on the command line where `ps` shows it
         return argv
+
+    def _project_args(self, request: Spawn, project: dict[str, Any]) -> list[str]:
+        """The claudenest MCP server (its token in a 0600 file, not on a command line) and the project's rules."""
+        config = {
+            "mcpServers": {
+                "claudenest": {
+                    "type": "stdio",
+                    "command": sys.executable,
+                    "args": ["-m", "claudenest", "mcp", "serve"],
+                    "env": {
+                        "CLAUDENEST_RELAY_URL": self.relay_url,
+                        "CLAUDENEST_INSTANCE_TOKEN": str(project["instance_token"]),
+                        "CLAUDENEST_PROJECT_ID": str(project["project_id"]),
+                        "CLAUDENEST_INSTANCE_ID": str(project["instance_id"]),
+                    },
+                }
+            }
+        }
+        path = self.runtime_dir / f"mcp-{request.session_id}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(config, handle)
+        args = ["--mcp-config", str(path)]
+        if project.get("system_prompt"):
+            args += ["--append-system-prompt", str(project["system_prompt"])]
+        return args
 
     def _output(self, session: LocalSession, data: bytes) -> None:
         if session.parser is None:
@@ -188,6 +229,7 @@ class SessionRegistry:
                     self._headless_result(session, event)
         if self.hooks is not None:
             self.hooks.forget(session.session_id)
+        (self.runtime_dir / f"mcp-{session.session_id}.json").unlink(missing_ok=True)  # it holds a token
         session.exit_code = code
         # A headless run whose result was an error ends as an error, with Claude's words as the reason.
         session.status, session.reason = ("error", session.failure) if session.failure else ("exited", None)

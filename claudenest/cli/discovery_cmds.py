@@ -47,7 +47,19 @@ def skills_list(machine: str | None, kind: str, relay_url: str | None, as_json: 
 
 @click.group()
 def mcp() -> None:
-    """MCP servers configured for Claude Code on your machines."""
+    """MCP: the servers Claude Code has on your machines, and ClaudeNest's own server."""
+
+
+@mcp.command("serve")
+@handle_errors
+def mcp_serve() -> None:
+    """Run the stdio MCP server for one Claude instance (the agent configures this; see docs/coordination.md).
+
+    Reads CLAUDENEST_RELAY_URL, CLAUDENEST_INSTANCE_TOKEN, CLAUDENEST_PROJECT_ID and CLAUDENEST_INSTANCE_ID.
+    """
+    from claudenest.mcp.server import serve
+
+    serve()
 
 
 @mcp.command("list")
