@@ -4,11 +4,9 @@ not a screen. Same surface as :class:`claudenest.agent.pty.PtyProcess`, so the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from collections.abc import Callable
 
-from claudenest.agent.pty import KILL_STEPS, READ_SIZE
+from claudenest.agent.pty import READ_SIZE, end_process_group
 from claudenest.errors import SpawnError
 
 
@@ -74,14 +72,7 @@ class PipeProcess:
         return await self._proc.wait()
 
     async def terminate(self) -> int:
-        waiter = asyncio.ensure_future(self._proc.wait())
-        for sig, grace in KILL_STEPS:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-            done, _ = await asyncio.wait({waiter}, timeout=grace)
-            if done:
-                break
-        return await waiter
+        return await end_process_group(self.pid, self._proc.wait())
 
     def close(self) -> None:
         self._reader.cancel()

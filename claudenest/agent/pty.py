@@ -14,7 +14,7 @@ import os
 import signal
 import struct
 import termios
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import ptyprocess
 
@@ -22,6 +22,18 @@ from claudenest.errors import SpawnError
 
 READ_SIZE = 64 << 10
 KILL_STEPS = ((signal.SIGHUP, 1.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0))
+
+
+async def end_process_group(pid: int, exited: Awaitable[int]) -> int:
+    """SIGHUP, then SIGTERM, then SIGKILL to the whole process group, waiting between steps; the exit code."""
+    waiter = asyncio.ensure_future(exited)
+    for sig, grace in KILL_STEPS:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        done, _ = await asyncio.wait({waiter}, timeout=grace)
+        if done:
+            break
+    return await waiter
 
 
 class PtyProcess:
@@ -136,15 +148,7 @@ class PtyProcess:
         return os.WEXITSTATUS(status)
 
     async def terminate(self) -> int:
-        """SIGHUP, then SIGTERM, then SIGKILL to the whole process group, waiting between steps."""
-        waiter = asyncio.ensure_future(self.wait())
-        for sig, grace in KILL_STEPS:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-            done, _ = await asyncio.wait({waiter}, timeout=grace)
-            if done:
-                break
-        return await waiter
+        return await end_process_group(self.pid, self.wait())
 
     def close(self) -> None:
         self.pause_reading()
