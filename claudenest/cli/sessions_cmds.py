@@ -272,6 +272,19 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
         pass
 
 
+def _answer_permission(session: str, behavior: str, message: str | None, relay_url: str | None, as_json: bool) -> None:
+    async def answer(api: RelayClient) -> dict[str, Any]:
+        session_id = (await find_session(api, session))["id"]
+        return await (api.approve(session_id) if behavior == "allow" else api.deny(session_id, message))
+
+    answered = run(with_client(relay_url, answer))
+    if as_json:
+        print_json(answered)
+    else:
+        what = answered["answered"].get("summary") or answered["answered"].get("tool_name")
+        out.print(f"{'Allowed' if behavior == 'allow' else 'Denied'}: {what}", markup=False)
+
+
 @sessions.command("approve")
 @click.argument("session")
 @relay_option
@@ -279,17 +292,7 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
 @handle_errors
 def sessions_approve(session: str, relay_url: str | None, as_json: bool) -> None:
     """Allow the tool use Claude is waiting for permission on."""
-
-    async def approve(api: RelayClient) -> dict[str, Any]:
-        return await api.approve((await find_session(api, session))["id"])
-
-    answered = run(with_client(relay_url, approve))
-    if as_json:
-        print_json(answered)
-    else:
-        out.print(
-            f"Allowed: {answered['answered'].get('summary') or answered['answered'].get('tool_name')}", markup=False
-        )
+    _answer_permission(session, "allow", None, relay_url, as_json)
 
 
 @sessions.command("deny")
@@ -300,17 +303,7 @@ def sessions_approve(session: str, relay_url: str | None, as_json: bool) -> None
 @handle_errors
 def sessions_deny(session: str, message: str | None, relay_url: str | None, as_json: bool) -> None:
     """Deny the tool use Claude is waiting for permission on."""
-
-    async def deny(api: RelayClient) -> dict[str, Any]:
-        return await api.deny((await find_session(api, session))["id"], message)
-
-    answered = run(with_client(relay_url, deny))
-    if as_json:
-        print_json(answered)
-    else:
-        out.print(
-            f"Denied: {answered['answered'].get('summary') or answered['answered'].get('tool_name')}", markup=False
-        )
+    _answer_permission(session, "deny", message, relay_url, as_json)
 
 
 @sessions.command("kill")

@@ -116,4 +116,97 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE machines ADD COLUMN discovery_at TEXT;
         """,
     ),
+    (
+        3,
+        "coordination: shared projects, tasks, instances, file locks, activity",
+        """
+        CREATE TABLE shared_projects (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            project_path TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            architecture TEXT NOT NULL DEFAULT '',
+            conventions TEXT NOT NULL DEFAULT '',
+            current_focus TEXT NOT NULL DEFAULT '',
+            recent_changes TEXT NOT NULL DEFAULT '',
+            token_budget INTEGER NOT NULL DEFAULT 4000,
+            settings TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (user_id, name)
+        );
+        CREATE TABLE project_fencing (
+            project_id TEXT PRIMARY KEY REFERENCES shared_projects(id) ON DELETE CASCADE,
+            value INTEGER NOT NULL
+        );
+        CREATE TABLE claude_instances (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES shared_projects(id) ON DELETE CASCADE,
+            user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            session_id TEXT REFERENCES claude_sessions(id) ON DELETE SET NULL,
+            machine_id TEXT REFERENCES machines(id) ON DELETE SET NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disconnected', 'ended')),
+            current_task_id TEXT,
+            tasks_completed INTEGER NOT NULL DEFAULT 0,
+            last_heartbeat_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            ended_at TEXT
+        );
+        CREATE INDEX claude_instances_project ON claude_instances(project_id, status);
+        CREATE INDEX claude_instances_heartbeat ON claude_instances(status, last_heartbeat_at);
+        CREATE TABLE shared_tasks (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES shared_projects(id) ON DELETE CASCADE,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            priority TEXT NOT NULL DEFAULT 'medium' CHECK (priority IN ('low', 'medium', 'high', 'critical')),
+            priority_rank INTEGER GENERATED ALWAYS AS (
+                CASE priority WHEN 'critical' THEN 3 WHEN 'high' THEN 2 WHEN 'medium' THEN 1 ELSE 0 END
+            ) VIRTUAL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'in_progress', 'blocked', 'review', 'done')),
+            assigned_to TEXT REFERENCES claude_instances(id) ON DELETE SET NULL,
+            dependencies TEXT NOT NULL DEFAULT '[]',
+            files TEXT NOT NULL DEFAULT '[]',
+            estimate TEXT,
+            completion_summary TEXT,
+            files_modified TEXT NOT NULL DEFAULT '[]',
+            created_by TEXT NOT NULL,
+            blocked_reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            claimed_at TEXT,
+            completed_at TEXT
+        );
+        CREATE INDEX shared_tasks_claim ON shared_tasks(project_id, status, priority_rank DESC, created_at);
+        CREATE INDEX shared_tasks_assigned ON shared_tasks(assigned_to, status);
+        CREATE TABLE file_locks (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES shared_projects(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            holder_instance_id TEXT NOT NULL REFERENCES claude_instances(id) ON DELETE CASCADE,
+            reason TEXT NOT NULL DEFAULT '',
+            fencing INTEGER NOT NULL,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (project_id, path)
+        );
+        CREATE INDEX file_locks_holder ON file_locks(holder_instance_id);
+        CREATE INDEX file_locks_expiry ON file_locks(expires_at);
+        CREATE TABLE activity_logs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project_id TEXT NOT NULL REFERENCES shared_projects(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            instance_id TEXT,
+            task_id TEXT,
+            message TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX activity_logs_project ON activity_logs(project_id, id);
+        """,
+    ),
 ]
