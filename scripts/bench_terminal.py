@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Terminal streaming benchmark: ClaudeNest (viewer -> relay -> agent -> PTY and back) against terminado.
 
-    python scripts/bench_terminal.py [--quick] [--json out.json]
+    python scripts/bench_terminal.py [--quick] [--json out.json] [--what-if-no-deflate]
 
-Starts, in a temporary CLAUDENEST_HOME, a real relay process and a real agent process (paired through the real
-pairing flow), and a terminado server in a third process, all on 127.0.0.1. Then measures:
+Starts a real relay process and a real agent process (each in its own temporary CLAUDENEST_HOME, paired through the
+real pairing flow) and a terminado server in a third process, all on 127.0.0.1. Then measures:
 
 1. keystroke echo round trips (1-byte input frames to a PTY running ``stty raw -echo; exec cat``), idle and with
    50 other sessions streaming output to their own viewers;
@@ -62,6 +62,12 @@ from claudenest.protocol import (
 MiB = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ENDED = ("exited", "error")
+
+
+def process_ended(message: SessionStatus) -> bool:
+    """The session's process is gone (``ended``; protocols without that field: an exited or error status)."""
+    return bool(getattr(message, "ended", message.status in ENDED))
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # What runs inside the PTYs (identical for ClaudeNest and terminado)
@@ -848,7 +854,7 @@ async def cn_receive(
                 got.gaps += 1
                 got.gap_bytes += message.to_offset - max(offset, message.from_offset)
                 offset = message.to_offset
-            elif isinstance(message, SessionStatus) and message.status in ENDED:
+            elif isinstance(message, SessionStatus) and process_ended(message):
                 end = message.end_offset if message.end_offset is not None else offset
 
 
@@ -971,11 +977,23 @@ async def bulk_series(once: Callable[[int], Awaitable[dict[str, Any]]], repeats:
     runs = [await once(i) for i in range(repeats)]
     median = dict(sorted(runs, key=lambda r: r["MB_per_s_per_viewer"])[len(runs) // 2])
     median["runs"] = [
-        {k: r[k] for k in ("MB_per_s_per_viewer", "lost_pct", "gaps", "seconds", "cpu_s_per_GB_produced")} for r in runs
+        {
+            k: r[k]
+            for k in (
+                "MB_per_s_per_viewer",
+                "lost_pct",
+                "gaps",
+                "mismatched_frames",
+                "seconds",
+                "cpu_s_per_GB_produced",
+            )
+        }
+        for r in runs
     ]
     median["gaps_all_runs"] = sum(r["gaps"] for r in runs)
     median["bytes_lost_all_runs"] = sum(r["bytes_lost"] for r in runs)
     median["verified_all_runs"] = all(r["all_verified"] for r in runs)
+    median["mismatched_frames_all_runs"] = sum(r["mismatched_frames"] for r in runs)
     return median
 
 
@@ -1000,7 +1018,7 @@ async def rss_round(stack: Stack, params: Params, label: str, ending: str) -> di
                     counts[index] += len(raw) - 25
                 else:
                     message = decode_message(raw)
-                    if isinstance(message, SessionStatus) and message.status in ENDED:
+                    if isinstance(message, SessionStatus) and process_ended(message):
                         ended[index] = True
                     elif isinstance(message, Gap):
                         gaps[index] += message.to_offset - message.from_offset
@@ -1291,13 +1309,24 @@ def summary(results: dict[str, Any], params: Params) -> str:
                 data["MB_per_s_delivered"],
                 f"{data['lost_pct']}%",
                 data["gaps_all_runs"],
+                data["mismatched_frames_all_runs"],
                 "yes" if data["verified_all_runs"] else "NO",
                 cpu,
             ]
         )
     out.append(
         table(
-            ["", "goodput MB/s", "runs", "total MB/s", "lost", "gaps", "all verified", "CPU s per GB produced"],
+            [
+                "",
+                "goodput MB/s",
+                "runs",
+                "total MB/s",
+                "lost",
+                "gaps",
+                "bad frames",
+                "all verified",
+                "CPU s per GB produced",
+            ],
             rows,
         )
     )
@@ -1415,7 +1444,9 @@ def main() -> int:
     finally:
         Child.stop_all()
         signal.alarm(0)
-        if not args.keep:
+        if args.keep:
+            print(f"bench_terminal: kept {root}", file=sys.stderr)
+        else:
             shutil.rmtree(root, ignore_errors=True)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     sys.stderr.flush()

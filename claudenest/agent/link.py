@@ -147,6 +147,7 @@ class RelayLink:
                     ping_timeout=30,
                     max_size=None,
                     open_timeout=10,
+                    compression=None,  # see the relay's ws_per_message_deflate: compression costs more than it saves
                     user_agent_header=f"claudenest-agent/{__version__}",
                 ) as ws:
                     delay = BACKOFF_FIRST

@@ -521,7 +521,13 @@ class Hub:
         stream = self.streams.get(session_id)
         if stream is not None:
             stream.attachments.pop(id(viewer), None)
+            self._drop_if_done(stream)
         viewer.sessions.discard(session_id)
+
+    def _drop_if_done(self, stream: SessionStream) -> None:
+        """An ended, fully persisted stream nobody watches needs no memory: the log has it all."""
+        if stream.ended and not stream.attachments and stream.exit_end is None and not stream.pending:
+            self.streams.pop(stream.session_id, None)
 
     def viewer_gone(self, viewer: Viewer) -> None:
         for session_id in list(viewer.sessions):

@@ -67,7 +67,10 @@ def database_path(settings: RelaySettings) -> str:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto says TCP, and
+    # accepted sockets inherit it. With proto 0 every response written in two parts (headers, then body) waited
+    # for the client's delayed ACK: 40 ms per HTTP request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -104,6 +107,9 @@ async def serve(
             access_log=False,
             ws="websockets-sansio",
             ws_max_size=settings.max_frame_bytes,
+            # Terminal frames are small and latency-bound; per-message deflate cost >40% of relay CPU and
+            # halved 10-viewer throughput in scripts/bench_terminal.py (docs/benchmarks.md).
+            ws_per_message_deflate=False,
             ws_ping_interval=15,
             ws_ping_timeout=30,
             ssl_certfile=settings.tls_cert or None,

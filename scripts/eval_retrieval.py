@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Retrieval quality of the shared-context embedders: vector, keyword (FTS5 BM25) and hybrid (RRF) search.
+
+    python scripts/eval_retrieval.py [--embedders hashing,sentence-transformers,ollama] [--json [PATH]]
+
+Loads the labelled set (tests/data/retrieval_set.json: ~300 chunks, ~60 queries with the ids of the chunks that
+answer them), embeds every chunk (its content, then its files, as the relay does) with each embedder that can be had
+here, and for every query ranks the chunks by
+
+- vector: exact cosine KNN in a sqlite-vec ``vec0`` table (``MATCH ? AND k = ?``, a brute-force scan), or with
+  --bit-candidates the relay's path: Hamming KNN on sign bits, then exact cosine on those candidates;
+- keyword: SQLite FTS5 BM25 (porter stemming) over content and files, the query's words quoted and OR-ed;
+- hybrid: reciprocal rank fusion of the two lists (each cut at --depth), score = sum of 1 / (rrf_k + rank).
+
+Reports recall@K (share of a query's relevant chunks found in the top K, averaged over queries), MRR (1 / rank of
+the first relevant chunk, 0 if none in the list) and hit@K (share of queries with a relevant chunk in the top K),
+plus embedding speed. Everything runs in memory via claudenest.store.sqlite.connect(':memory:'), which has FTS5 and
+sqlite-vec. Embedders that cannot be had (sentence-transformers not installed, no Ollama listening) are skipped
+with the reason. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import sqlite_vec  # noqa: E402
+
+from claudenest.errors import ClaudenestError  # noqa: E402
+from claudenest.relay.embedders import DIM, STOP_WORDS, Embedder, make_embedder  # noqa: E402
+from claudenest.store.sqlite import connect, versions  # noqa: E402
+
+DEFAULT_SET = REPO / "tests" / "data" / "retrieval_set.json"
+MODES = ("vector", "keyword", "hybrid")
+
+
+@dataclass
+class Scores:
+    recall: float
+    mrr: float
+    hit: float
+    per_query: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class EmbedderRun:
+    name: str
+    kind: str
+    load_s: float = 0.0
+    chunks_per_s: float = 0.0
+    query_ms: float = 0.0
+    scores: dict[str, Scores] = field(default_factory=dict)
+    skipped: str = ""
+
+
+def load_set(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data["chunks"], data["queries"]
+
+
+def fts_query(text: str, drop_stop_words: bool = False) -> str:
+    """The query's words, each quoted (so FTS5 syntax in user text cannot raise), OR-ed together."""
+    words = dict.fromkeys(w.lower() for w in re.findall(r"\w+", text) if len(w) > 1)
+    if drop_stop_words:
+        words = {w: None for w in words if w not in STOP_WORDS}
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+class Index:
+    """The chunks in an in-memory SQLite: an FTS5 table always, a vec0 table per embedder run."""
+
+    def __init__(self, chunks: list[dict[str, Any]], drop_stop_words: bool = False, with_files: bool = True) -> None:
+        self.drop_stop_words = drop_stop_words
+        self.bit_candidates = 0
+        self.conn = connect(":memory:")
+        self.ids = [c["id"] for c in chunks]
+        self.conn.execute(
+            "create virtual table fts using fts5(content, files, tokenize='porter unicode61 remove_diacritics 2')"
+        )
+        self.conn.executemany(
+            "insert into fts(rowid, content, files) values (?, ?, ?)",
+            [(i + 1, c["content"], " ".join(c["files"]) if with_files else "") for i, c in enumerate(chunks)],
+        )
+
+    def keyword(self, query: str, depth: int) -> list[str]:
+        match = fts_query(query, self.drop_stop_words)
+        if not match:
+            return []
+        rows = self.conn.execute(
+            "select rowid from fts where fts match ? order by rank limit ?", (match, depth)
+        ).fetchall()
+        return [self.ids[r[0] - 1] for r in rows]
+
+    def load_vectors(self, vectors: list[list[float]]) -> None:
+        self.conn.execute("drop table if exists vec")
+        self.conn.execute("drop table if exists vec_bits")
+        self.conn.execute(f"create virtual table vec using vec0(embedding float[{DIM}] distance_metric=cosine)")
+        self.conn.execute(f"create virtual table vec_bits using vec0(embedding bit[{DIM}])")
+        blobs = [(i + 1, sqlite_vec.serialize_float32(v)) for i, v in enumerate(vectors)]
+        self.conn.executemany("insert into vec(rowid, embedding) values (?, ?)", blobs)
+        self.conn.executemany(
+            "insert into vec_bits(rowid, embedding) values (?, vec_quantize_binary(vec_f32(?)))", blobs
+        )
+
+    def vector(self, query_vector: list[float], depth: int) -> list[str]:
+        blob = sqlite_vec.serialize_float32(query_vector)
+        if self.bit_candidates:
+            # The relay's serving path: Hamming KNN on sign bits for candidates, then exact cosine on those.
+            candidates = [
+                r[0]
+                for r in self.conn.execute(
+                    "select rowid from vec_bits where embedding match vec_quantize_binary(vec_f32(?)) and k = ?",
+                    (blob, self.bit_candidates),
+                )
+            ]
+            marks = ",".join("?" * len(candidates))
+            rows = self.conn.execute(
+                "select rowid, vec_distance_cosine(embedding, ?) as d from vec"
+                f" where rowid in ({marks}) order by d, rowid limit ?",
+                (blob, *candidates, depth),
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                "select rowid from vec where embedding match ? and k = ? order by distance", (blob, depth)
+            ).fetchall()
+        return [self.ids[r[0] - 1] for r in rows]
+
+
+def rrf(lists: list[list[str]], rrf_k: int, weights: list[float] | None = None) -> list[str]:
+    """Reciprocal rank fusion: score = sum of weight / (rrf_k + rank) over the lists a chunk is in."""
+    score: dict[str, float] = {}
+    best: dict[str, int] = {}
+    for ranked, weight in zip(lists, weights or [1.0] * len(lists), strict=True):
+        for rank, cid in enumerate(ranked, 1):
+            score[cid] = score.get(cid, 0.0) + weight / (rrf_k + rank)
+            best[cid] = min(best.get(cid, rank), rank)
+    return sorted(score, key=lambda cid: (-score[cid], best[cid], cid))
+
+
+def evaluate(rankings: list[list[str]], queries: list[dict[str, Any]], k: int) -> Scores:
+    recall = mrr = hit = 0.0
+    per_query = []
+    for ranked, q in zip(rankings, queries, strict=True):
+        relevant = set(q["relevant"])
+        top = ranked[:k]
+        found = len(relevant.intersection(top))
+        first = next((i for i, cid in enumerate(ranked, 1) if cid in relevant), 0)
+        recall += found / len(relevant)
+        mrr += 1.0 / first if first else 0.0
+        hit += 1.0 if found else 0.0
+        per_query.append({"id": q["id"], "first_relevant_rank": first, "found_in_top_k": found, "top": top})
+    n = len(queries)
+    return Scores(recall / n, mrr / n, hit / n, per_query)
+
+
+def embedder_configs(names: list[str], ollama_url: str, ollama_model: str) -> list[tuple[str, dict[str, Any]]]:
+    configs: list[tuple[str, dict[str, Any]]] = []
+    for name in names:
+        if name == "ollama":
+            configs.append((name, {"kind": "ollama", "url": ollama_url, "model": ollama_model, "timeout": 60.0}))
+        else:
+            configs.append((name, {"kind": name}))
+    return configs
+
+
+def run_embedder(
+    kind: str,
+    config: dict[str, Any],
+    index: Index,
+    chunks: list[dict[str, Any]],
+    queries: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> EmbedderRun:
+    run = EmbedderRun(name=kind, kind=kind)
+    started = time.perf_counter()
+    try:
+        embedder: Embedder = make_embedder(config)
+        run.name = embedder.name
+        embedder.embed(["warm up: load the model, open the connection"])
+    except ClaudenestError as exc:
+        run.skipped = str(exc)
+        return run
+    run.load_s = time.perf_counter() - started
+    # What the relay embeds: the content, then the files on a line of their own.
+    texts = [c["content"] + ("\n" + " ".join(c["files"]) if args.with_files and c["files"] else "") for c in chunks]
+    if kind == "hashing":
+        # A fresh embedder's caches are cold; measure that, not a re-run over texts already seen.
+        from claudenest.relay import embedders
+
+        embedders._bucket.cache_clear()
+        embedders.stem.cache_clear()
+    started = time.perf_counter()
+    vectors = embedder.embed(texts)
+    run.chunks_per_s = len(texts) / (time.perf_counter() - started)
+    index.load_vectors(vectors)
+    started = time.perf_counter()
+    query_vectors = [embedder.embed([q["query"]])[0] for q in queries]
+    run.query_ms = 1000 * (time.perf_counter() - started) / len(queries)
+    vector_lists = [index.vector(v, args.depth) for v in query_vectors]
+    keyword_lists = [index.keyword(q["query"], args.depth) for q in queries]
+    run.scores["vector"] = evaluate(vector_lists, queries, args.k)
+    run.scores["hybrid"] = evaluate(
+        [
+            rrf([v, kw], args.rrf_k, [args.vector_weight, 1.0])
+            for v, kw in zip(vector_lists, keyword_lists, strict=True)
+        ],
+        queries,
+        args.k,
+    )
+    return run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", type=Path, default=DEFAULT_SET, help="labelled set (default: %(default)s)")
+    parser.add_argument(
+        "--embedders",
+        default="hashing,sentence-transformers,ollama",
+        help="comma-separated embedder kinds to try (default: %(default)s)",
+    )
+    parser.add_argument("--k", type=int, default=5, help="cut-off for recall@K and hit@K (default: 5)")
+    parser.add_argument("--depth", type=int, default=20, help="results taken from each side before fusion (20)")
+    parser.add_argument("--rrf-k", type=int, default=60, help="reciprocal rank fusion constant (default: 60)")
+    parser.add_argument(
+        "--vector-weight", type=float, default=1.0, help="weight of the vector list in the fusion (keyword: 1.0)"
+    )
+    parser.add_argument(
+        "--fts-stop-words", action="store_true", help="drop the hashing embedder's stop words from FTS5 queries"
+    )
+    parser.add_argument(
+        "--content-only",
+        dest="with_files",
+        action="store_false",
+        help="embed and index the chunk content alone (default: content plus its files, as the relay does)",
+    )
+    parser.add_argument(
+        "--bit-candidates",
+        type=int,
+        default=0,
+        metavar="N",
+        help="vector search as the relay serves it: N candidates by Hamming distance on sign bits, rescored by "
+        "exact cosine (default 0: exact cosine over every chunk)",
+    )
+    parser.add_argument("--ollama-url", default="http://127.0.0.1:11434")
+    parser.add_argument("--ollama-model", default="all-minilm")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write every number as JSON (- = stdout)")
+    args = parser.parse_args()
+
+    chunks, queries = load_set(args.set)
+    index = Index(chunks, drop_stop_words=args.fts_stop_words, with_files=args.with_files)
+    index.bit_candidates = args.bit_candidates
+    keyword = evaluate([index.keyword(q["query"], args.depth) for q in queries], queries, args.k)
+    runs: list[EmbedderRun] = []
+    for kind, config in embedder_configs(args.embedders.split(","), args.ollama_url, args.ollama_model):
+        print(f"embedding {len(chunks)} chunks with {kind} ...", file=sys.stderr)
+        run = run_embedder(kind, config, index, chunks, queries, args)
+        if run.skipped:
+            print(f"  skipped: {run.skipped}", file=sys.stderr)
+        runs.append(run)
+
+    k = args.k
+    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    print(
+        f"\n{len(chunks)} chunks, {len(queries)} queries; depth {args.depth} per side, RRF k={args.rrf_k}, "
+        f"vector weight {args.vector_weight:g}{'; FTS5 query without stop words' if args.fts_stop_words else ''}"
+        f"{'; content only' if not args.with_files else '; content + files'}"
+        f"{f'; vector via {args.bit_candidates} bit-KNN candidates' if args.bit_candidates else ''}; "
+        f"{machine}"
+    )
+    header = f"{'embedder':<40} {'mode':<8} {f'recall@{k}':>9} {'MRR':>6} {f'hit@{k}':>6}"
+    print(header)
+    print("-" * len(header))
+    print(f"{'(none: FTS5 BM25)':<40} {'keyword':<8} {keyword.recall:>9.3f} {keyword.mrr:>6.3f} {keyword.hit:>6.3f}")
+    for run in runs:
+        if run.skipped:
+            print(f"{run.name:<40} skipped: {run.skipped[:120]}")
+            continue
+        for mode in ("vector", "hybrid"):
+            s = run.scores[mode]
+            print(f"{run.name:<40} {mode:<8} {s.recall:>9.3f} {s.mrr:>6.3f} {s.hit:>6.3f}")
+    print()
+    speed_header = f"{'embedder':<40} {'load s':>7} {'chunks/s':>9} {'ms/query':>9}"
+    print(speed_header)
+    print("-" * len(speed_header))
+    for run in runs:
+        if not run.skipped:
+            print(f"{run.name:<40} {run.load_s:>7.2f} {run.chunks_per_s:>9.0f} {run.query_ms:>9.2f}")
+
+    if args.json:
+        report = {
+            "set": str(args.set),
+            "chunks": len(chunks),
+            "queries": len(queries),
+            "k": k,
+            "depth": args.depth,
+            "rrf_k": args.rrf_k,
+            "vector_weight": args.vector_weight,
+            "fts_stop_words": args.fts_stop_words,
+            "with_files": args.with_files,
+            "bit_candidates": args.bit_candidates,
+            "machine": machine,
+            "sqlite": versions(),
+            "keyword": _scores_json(keyword),
+            "embedders": [
+                {
+                    "name": run.name,
+                    "kind": run.kind,
+                    "skipped": run.skipped or None,
+                    "load_s": round(run.load_s, 3),
+                    "chunks_per_s": round(run.chunks_per_s, 1),
+                    "query_ms": round(run.query_ms, 3),
+                    "modes": {mode: _scores_json(s) for mode, s in run.scores.items()},
+                }
+                for run in runs
+            ],
+        }
+        text = json.dumps(report, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _scores_json(s: Scores) -> dict[str, Any]:
+    return {"recall": round(s.recall, 4), "mrr": round(s.mrr, 4), "hit": round(s.hit, 4), "per_query": s.per_query}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
