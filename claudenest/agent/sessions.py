@@ -255,6 +255,7 @@ class SessionRegistry:
         session = self.sessions.get(session_id)
         if session is not None and session.ended:
             del self.sessions[session_id]
+            session.process = None  # break the session <-> process callback cycle so the ring is freed at once
 
     def live(self) -> list[LiveSession]:
         return [s.live() for s in self.sessions.values()]
