@@ -74,7 +74,7 @@ def test_missing_command_ends_in_error_with_reason(stack: Stack) -> None:
 def test_kill_ends_the_whole_process_group(stack: Stack) -> None:
     script = "import os, time; os.fork(); print('pid', os.getpid(), flush=True); time.sleep(600)"
     sid = new_session(stack, "--command", f'{sys.executable} -c "{script}"')["id"]
-    wait_until(lambda: logs(stack, sid).count("pid ") == 2, message="both processes running")
+    wait_until(lambda: logs(stack, sid).count("pid ") == 2, seconds=30, message="both processes running")
     pids = [int(line.split()[1]) for line in logs(stack, sid).splitlines() if line.startswith("pid ")]
     result = json.loads(stack.user.cli("sessions", "kill", sid, "--json").stdout)["session"]
     assert result["status"] == "exited"
