@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from claudenest.errors import (
     Forbidden,
     Gone,
     InvalidRequest,
+    LockConflict,
     NotFound,
     ProtocolError,
     RateLimited,
@@ -157,6 +160,172 @@ class RelayClient:
             raise ProtocolError(f"expected welcome from the relay, got {welcome.type}")
         return ws
 
+    # -- multi-agent coordination -----------------------------------------------------------------------------
+    # Made with an instance token (ci_...), a client reaches only that instance's project; made with a personal
+    # access token, every project of its user. Shapes are those of docs/coordination.md.
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RelayUnreachable(f"cannot reach the relay at {self.relay_url}: {exc}") from None
+        if response.status_code >= 400:
+            raise _coordination_error(response)
+        return response.json() if response.content else None
+
+    # -- projects -----------------------------------------------------------------------------------------------
+
+    async def create_project(self, name: str, project_path: str, **fields: Any) -> dict[str, Any]:
+        body = {"name": name, "project_path": project_path, **{k: v for k, v in fields.items() if v is not None}}
+        return dict((await self._call("POST", "/api/projects", json=body))["project"])
+
+    async def projects(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/api/projects"))["projects"])
+
+    async def project(self, project_id: str) -> dict[str, Any]:
+        return dict((await self._call("GET", f"/api/projects/{project_id}"))["project"])
+
+    async def update_project(self, project_id: str, **fields: Any) -> dict[str, Any]:
+        body = {k: v for k, v in fields.items() if v is not None}
+        return dict((await self._call("PATCH", f"/api/projects/{project_id}", json=body))["project"])
+
+    async def delete_project(self, project_id: str) -> None:
+        await self._call("DELETE", f"/api/projects/{project_id}")
+
+    # -- tasks --------------------------------------------------------------------------------------------------
+
+    async def create_task(self, project_id: str, title: str, **fields: Any) -> dict[str, Any]:
+        body = {"title": title, **{k: v for k, v in fields.items() if v is not None}}
+        return dict((await self._call("POST", f"/api/projects/{project_id}/tasks", json=body))["task"])
+
+    async def tasks(
+        self, project_id: str, *, status: str | None = None, assigned_to: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"status": status, "assigned_to": assigned_to}.items() if v}
+        return list((await self._call("GET", f"/api/projects/{project_id}/tasks", params=params))["tasks"])
+
+    async def task(self, project_id: str, task_id: str) -> dict[str, Any]:
+        return dict((await self._call("GET", f"/api/projects/{project_id}/tasks/{task_id}"))["task"])
+
+    async def update_task(self, project_id: str, task_id: str, **fields: Any) -> dict[str, Any]:
+        body = {k: v for k, v in fields.items() if v is not None}
+        return dict((await self._call("PATCH", f"/api/projects/{project_id}/tasks/{task_id}", json=body))["task"])
+
+    async def claim_task(self, project_id: str, task_id: str) -> dict[str, Any]:
+        return dict((await self._call("POST", f"/api/projects/{project_id}/tasks/{task_id}/claim"))["task"])
+
+    async def claim_next_task(self, project_id: str) -> dict[str, Any] | None:
+        task = (await self._call("POST", f"/api/projects/{project_id}/tasks/claim-next"))["task"]
+        return dict(task) if task is not None else None
+
+    async def release_task(self, project_id: str, task_id: str) -> dict[str, Any]:
+        return dict((await self._call("POST", f"/api/projects/{project_id}/tasks/{task_id}/release"))["task"])
+
+    async def complete_task(
+        self, project_id: str, task_id: str, summary: str, files_modified: list[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"summary": summary, "files_modified": files_modified or []}
+        path = f"/api/projects/{project_id}/tasks/{task_id}/complete"
+        return dict((await self._call("POST", path, json=body))["task"])
+
+    async def block_task(self, project_id: str, task_id: str, reason: str) -> dict[str, Any]:
+        path = f"/api/projects/{project_id}/tasks/{task_id}/block"
+        return dict((await self._call("POST", path, json={"reason": reason}))["task"])
+
+    async def unblock_task(self, project_id: str, task_id: str) -> dict[str, Any]:
+        return dict((await self._call("POST", f"/api/projects/{project_id}/tasks/{task_id}/unblock"))["task"])
+
+    # -- file locks ---------------------------------------------------------------------------------------------
+
+    async def acquire_lock(
+        self, project_id: str, path: str, *, reason: str | None = None, ttl_seconds: int | None = None
+    ) -> dict[str, Any]:
+        """The lock, or LockConflict (``.holder``, ``.expires_at``, ``.lock``) when another instance holds it."""
+        body = {k: v for k, v in {"path": path, "reason": reason, "ttl_seconds": ttl_seconds}.items() if v is not None}
+        return dict((await self._call("POST", f"/api/projects/{project_id}/locks", json=body))["lock"])
+
+    async def renew_lock(self, project_id: str, path: str, ttl_seconds: int | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in {"path": path, "ttl_seconds": ttl_seconds}.items() if v is not None}
+        return dict((await self._call("POST", f"/api/projects/{project_id}/locks/renew", json=body))["lock"])
+
+    async def release_lock(self, project_id: str, path: str) -> bool:
+        body = {"path": path}
+        return bool((await self._call("POST", f"/api/projects/{project_id}/locks/release", json=body))["released"])
+
+    async def check_locks(self, project_id: str, paths: list[str]) -> dict[str, dict[str, Any] | None]:
+        body = {"paths": paths}
+        return dict((await self._call("POST", f"/api/projects/{project_id}/locks/check", json=body))["locks"])
+
+    async def locks(self, project_id: str) -> list[dict[str, Any]]:
+        return list((await self._call("GET", f"/api/projects/{project_id}/locks"))["locks"])
+
+    async def release_instance_locks(self, project_id: str, instance_id: str) -> int:
+        path = f"/api/projects/{project_id}/instances/{instance_id}/release-locks"
+        return int((await self._call("POST", path))["released"])
+
+    # -- instances ----------------------------------------------------------------------------------------------
+
+    async def register_instance(
+        self, project_id: str, name: str, *, session_id: str | None = None, machine_id: str | None = None
+    ) -> dict[str, Any]:
+        """``{"instance": {...}, "token": "ci_..."}``: the token is shown only here."""
+        body = {k: v for k, v in {"name": name, "session_id": session_id, "machine_id": machine_id}.items() if v}
+        return dict(await self._call("POST", f"/api/projects/{project_id}/instances", json=body))
+
+    async def instances(self, project_id: str, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status else {}
+        return list((await self._call("GET", f"/api/projects/{project_id}/instances", params=params))["instances"])
+
+    async def heartbeat(self, project_id: str, instance_id: str, **fields: Any) -> dict[str, Any]:
+        """``status`` ('active' or 'disconnected') and ``current_task_id`` are optional; pass
+        ``current_task_id=None`` explicitly to clear it."""
+        path = f"/api/projects/{project_id}/instances/{instance_id}/heartbeat"
+        return dict((await self._call("POST", path, json=fields))["instance"])
+
+    async def end_instance(self, project_id: str, instance_id: str) -> dict[str, Any]:
+        return dict((await self._call("DELETE", f"/api/projects/{project_id}/instances/{instance_id}"))["instance"])
+
+    async def whoami_instance(self) -> dict[str, Any]:
+        """For an instance token: ``{"instance": {...}, "project": {...}}``."""
+        return dict(await self._call("GET", "/api/instance"))
+
+    # -- activity and messages ----------------------------------------------------------------------------------
+
+    async def activity(
+        self, project_id: str, *, after: str | int | None = None, limit: int | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"after": after, "limit": limit, "kind": kind}.items() if v is not None}
+        return list((await self._call("GET", f"/api/projects/{project_id}/activity", params=params))["activity"])
+
+    async def send_message(self, project_id: str, text: str) -> dict[str, Any]:
+        return dict((await self._call("POST", f"/api/projects/{project_id}/messages", json={"text": text}))["activity"])
+
+    async def project_events(
+        self, project_id: str, *, after: str | int | None = None, on_live: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Activity rows as they happen (after replaying those past ``after``). ``on_live`` runs once the stream is
+        live. Ends after a final ``stream_dropped`` or ``project_deleted`` event, or when the relay goes away."""
+        params = {"after": str(after)} if after is not None else {}
+        timeout = httpx.Timeout(30, read=60)  # the relay sends a keepalive comment every 15 s
+        try:
+            async with self._http.stream(
+                "GET", f"/api/projects/{project_id}/events", params=params, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _coordination_error(response)
+                data: list[str] = []
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                    elif line == ": live" and on_live is not None:
+                        on_live()
+                    elif not line and data:
+                        yield json.loads("\n".join(data))
+                        data = []
+        except httpx.HTTPError as exc:
+            raise RelayUnreachable(f"lost the event stream from {self.relay_url}: {exc}") from None
+
 
 def _error(response: httpx.Response) -> ClaudenestError:
     try:
@@ -174,3 +343,19 @@ def _error(response: httpx.Response) -> ClaudenestError:
     if cls is RateLimited:
         return RateLimited(str(detail), int(response.headers.get("retry-after", "60")))
     return cls(str(detail))
+
+
+def _coordination_error(response: httpx.Response) -> ClaudenestError:
+    if response.status_code == 409:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if isinstance(body, dict) and "holder" in body:
+            return LockConflict(
+                str(body.get("detail", "locked")),
+                holder=dict(body["holder"]),
+                expires_at=str(body.get("expires_at", "")),
+                lock=dict(body.get("lock") or {}),
+            )
+    return _error(response)

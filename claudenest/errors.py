@@ -88,3 +88,22 @@ class InvalidRequest(ClaudenestError):
     """The relay rejected the request's content (HTTP 422)."""
 
     exit_code = 2
+
+
+class InvalidField(InvalidRequest):
+    """A request field names something that does not exist or cannot be used (HTTP 422 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class LockConflict(Conflict):
+    """A file lock is held by another instance; carries who holds it and until when."""
+
+    def __init__(self, message: str, *, holder: dict[str, object], expires_at: str, lock: dict[str, object]) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.expires_at = expires_at
+        self.lock = lock

@@ -8,6 +8,7 @@ from claudenest import __version__
 from claudenest.cli.agent_cmds import agent
 from claudenest.cli.auth_cmds import login, logout, whoami
 from claudenest.cli.common import handle_errors
+from claudenest.cli.coordination_cmds import locks, projects, tasks
 from claudenest.cli.discovery_cmds import mcp, skills
 from claudenest.cli.doctor_cmd import doctor
 from claudenest.cli.machines_cmds import machines, pair
@@ -30,7 +31,23 @@ def cli(log_level: str, log_format: str | None) -> None:
     setup_logging(log_level, log_format or load_settings().log_format)
 
 
-for command in (up, relay, agent, pair, login, logout, whoami, machines, sessions, skills, mcp, doctor):
+for command in (
+    up,
+    relay,
+    agent,
+    pair,
+    login,
+    logout,
+    whoami,
+    machines,
+    sessions,
+    projects,
+    tasks,
+    locks,
+    skills,
+    mcp,
+    doctor,
+):
     cli.add_command(command)
 
 

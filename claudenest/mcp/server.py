@@ -213,9 +213,9 @@ def build_server(config: McpConfig) -> MCPServer:
         await api.call("POST", "/messages", json={"text": text})
         return "sent"
 
-    @server.tool(description="Report your status (active, busy, idle) and current task; also a heartbeat.")
-    async def instance_status(status: str = "active", current_task_id: str | None = None) -> str:
-        body: dict[str, Any] = {"status": status}
+    @server.tool(description="A heartbeat: say you are still working, optionally on which task; shows your standing.")
+    async def instance_status(current_task_id: str | None = None) -> str:
+        body: dict[str, Any] = {"status": "active"}
         if current_task_id:
             body["current_task_id"] = await api.task_id(current_task_id)
         instance = (await api.call("POST", f"/instances/{config.instance_id}/heartbeat", json=body))["instance"]

@@ -20,6 +20,8 @@ from claudenest.relay.auth import PairingLimits, TicketBook
 from claudenest.relay.hub import Hub
 from claudenest.relay.notify import Notifier, NotifyTarget
 from claudenest.relay.problems import domain_error_response, error_response
+from claudenest.relay.rag import ContextService
+from claudenest.relay.sweeper import Sweeper
 from claudenest.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,18 +80,28 @@ def _field(error: Any) -> str:
     return ".".join(parts) or "body"
 
 
-def create_app(store: Store, settings: RelaySettings, notify_targets: tuple[NotifyTarget, ...] = ()) -> FastAPI:
+def create_app(
+    store: Store,
+    settings: RelaySettings,
+    notify_targets: tuple[NotifyTarget, ...] = (),
+    context_config: dict[str, Any] | None = None,
+) -> FastAPI:
     hub = Hub(store, settings)
+    context_service = ContextService(store, context_config)
     notifier = Notifier(notify_targets, is_attached=hub.attached)
+    sweeper = Sweeper(store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         hub.start()
         await notifier.start()
         hub.notifier = notifier
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.stop()
+            await context_service.stop()
             await hub.stop()
             await notifier.stop()
 
@@ -101,6 +113,7 @@ def create_app(store: Store, settings: RelaySettings, notify_targets: tuple[Noti
     )
     app.state.store = store
     app.state.hub = hub
+    app.state.context = context_service
     app.state.notifier = notifier
     app.state.settings = settings
     app.state.pairing_limits = PairingLimits()
@@ -120,9 +133,22 @@ def create_app(store: Store, settings: RelaySettings, notify_targets: tuple[Noti
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, exc.detail)
 
-    from claudenest.relay.routes import auth, machines, pages, pairing, sessions, ws
+    from claudenest.relay.routes import (
+        activity,
+        auth,
+        context,
+        instances,
+        locks,
+        machines,
+        pages,
+        pairing,
+        projects,
+        sessions,
+        tasks,
+        ws,
+    )
 
-    for module in (pages, auth, pairing, machines, sessions, ws):
+    for module in (pages, auth, pairing, machines, sessions, ws, projects, tasks, locks, instances, activity, context):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app

@@ -38,6 +38,8 @@ async def authenticate_user(conn: HTTPConnection, store: Store, *, allow_cookie:
     if token is not None:
         if token.startswith(tokens.MACHINE_PREFIX):
             raise Forbidden("this route needs a personal access token; machine tokens only open /ws/agent")
+        if token.startswith(tokens.INSTANCE_PREFIX):
+            raise Forbidden("this route needs a personal access token; instance tokens only reach their project")
         if not token.startswith(tokens.PAT_PREFIX):
             raise AuthError("invalid token")
         user = await store.users.user_for_token(tokens.hash_token(token))

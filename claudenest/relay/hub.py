@@ -45,6 +45,7 @@ from claudenest.relay.notify import EventKind, Notification, Notifier
 from claudenest.relay.outbox import Outbox, Output
 from claudenest.relay.streams import Attachment, SessionStream
 from claudenest.store import Store
+from claudenest.store.activity import Actor
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,7 @@ class Hub:
             await self._set_status(message.session_id, message.status, ended=True, **exit_fields)
             stream.exit_end = message.end_offset
             self._flush_now.set()
+            await self._end_instances(message.session_id)
             self._resolve_spawn(message.session_id, message)
         elif isinstance(message, SessionState):
             await self._claude_state(await self._for_agent_session(agent, message.session_id), message)
@@ -301,6 +303,14 @@ class Hub:
         else:
             agent.outbox.put(Error(code="unexpected", message=f"agents do not send {message.type}"))
 
+    async def _end_instances(self, session_id: str) -> None:
+        """A project session ended: its instance's token dies, its locks go, its claimed tasks return to pending."""
+        rows = await self.store.fetchall(
+            "SELECT project_id, id FROM claude_instances WHERE session_id = ? AND status != 'ended'", (session_id,)
+        )
+        for project_id, instance_id in rows:
+            await self.store.instances.end(project_id, instance_id, Actor("claudenest"))
+
     async def _for_agent_session(self, agent: AgentPeer, session_id: str) -> SessionStream:
         stream = await self.stream(session_id)
         if stream.machine_id != agent.machine_id:
@@ -309,7 +319,9 @@ class Hub:
 
     # -- session control (called by the HTTP routes) -------------------------------------------------------------
 
-    async def spawn(self, session: dict[str, Any], timeout: float) -> Message | None:
+    async def spawn(
+        self, session: dict[str, Any], timeout: float, project: dict[str, Any] | None = None
+    ) -> Message | None:
         agent = self.agents.get(session["machine_id"])
         if agent is None:
             raise Conflict("the machine is offline")
@@ -326,6 +338,7 @@ class Hub:
                 command=session["command"],
                 mode=session["mode"],
                 prompt=session["initial_prompt"],
+                project=project,
             )
         )
         try:

@@ -12,12 +12,15 @@ from claudenest.errors import (
     Conflict,
     Forbidden,
     Gone,
+    InvalidField,
+    LockConflict,
     NotFound,
     ProtocolError,
     RateLimited,
 )
 
 _STATUS: list[tuple[type[ClaudenestError], int, str]] = [
+    (InvalidField, 422, "invalid_request"),
     (Forbidden, 403, "forbidden"),
     (AuthError, 401, "unauthorized"),
     (NotFound, 404, "not_found"),
@@ -46,4 +49,9 @@ def domain_error_response(exc: ClaudenestError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)}
     elif status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, InvalidField):
+        return error_response(status, code, [{"field": exc.field, "message": exc.message}])
+    if isinstance(exc, LockConflict):
+        body = {"error": code, "detail": str(exc), "holder": exc.holder, "expires_at": exc.expires_at, "lock": exc.lock}
+        return JSONResponse(body, status_code=status)
     return error_response(status, code, str(exc), headers)

@@ -100,7 +100,10 @@ async def serve(
         url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
         if prepare is not None:
             await prepare(store, url)
-        app = create_app(store, settings, parse_targets(read_config_file().get("notify")))
+        config_file = read_config_file()
+        app = create_app(
+            store, settings, parse_targets(config_file.get("notify")), context_config=config_file.get("context")
+        )
         config = uvicorn.Config(
             app,
             log_config=None,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -16,6 +16,8 @@ from claudenest.clock import now_iso
 from claudenest.errors import DatabaseLocked, StoreError
 from claudenest.store import sqlite
 from claudenest.store.migrations import MIGRATIONS
+
+T = TypeVar("T")
 
 
 def sqlite_versions() -> dict[str, str]:
@@ -30,13 +32,25 @@ class Store:
         self.path = path
         self._lock_fd = lock_fd
         self._write_lock = asyncio.Lock()
+        from claudenest.store.activity import ActivityQueries
+        from claudenest.store.context import ContextQueries
+        from claudenest.store.instances import InstanceQueries
+        from claudenest.store.locks import LockQueries
         from claudenest.store.machines import MachineQueries
+        from claudenest.store.projects import ProjectQueries
         from claudenest.store.sessions import SessionQueries
+        from claudenest.store.tasks import TaskQueries
         from claudenest.store.users import UserQueries
 
         self.users = UserQueries(self)
         self.machines = MachineQueries(self)
         self.sessions = SessionQueries(self)
+        self.activity = ActivityQueries(self)
+        self.projects = ProjectQueries(self)
+        self.tasks = TaskQueries(self)
+        self.locks = LockQueries(self)
+        self.instances = InstanceQueries(self)
+        self.context = ContextQueries(self)
 
     @classmethod
     async def open(cls, path: str | Path, *, exclusive: bool = False) -> Store:
@@ -88,13 +102,14 @@ class Store:
 
     # -- plain access -------------------------------------------------------------------------------------------
 
+    # fetchone/fetchall make one trip to the database thread (execute_fetchall), not three (execute, fetch, close).
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        rows = await self._conn.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one write statement in its own transaction; returns the number of rows changed."""
@@ -114,6 +129,49 @@ class Store:
             else:
                 await self._conn.execute("COMMIT")
 
+    async def transact(self, decide: Callable[[SyncTransaction], T]) -> T:
+        """Run ``decide`` inside one ``BEGIN IMMEDIATE`` transaction, in the database thread, in a single trip.
+
+        The same guarantee as :meth:`write` (serialised with every other write; rolled back when ``decide`` raises),
+        but a decision made of several statements costs one hand-off to aiosqlite's thread instead of one per
+        statement (a task claim: 1 instead of 5). ``decide`` is plain synchronous code: it must only run SQL and
+        compute, since every other database call waits while it runs.
+        """
+
+        def run() -> T:
+            conn = self._conn._conn  # the sqlite3 connection, used here only from aiosqlite's own thread
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = decide(SyncTransaction(conn))
+            except BaseException:
+                if conn.in_transaction:  # SQLite may already have rolled back after some errors
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        # aiosqlite has no public "run this in your thread"; _execute (untyped) is what its own methods use.
+        in_thread: Callable[[Callable[[], T]], Awaitable[T]] = self._conn._execute
+        async with self._write_lock:
+            return await in_thread(run)
+
+
+class SyncTransaction:
+    """The statements of a :meth:`Store.transact` decision (synchronous, inside the database thread)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        return int(self._conn.execute(sql, tuple(params)).rowcount)
+
+    def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        rows = self._conn.execute(sql, tuple(params)).fetchall()  # runs the statement to its end
+        return rows[0] if rows else None
+
+    def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        return list(self._conn.execute(sql, tuple(params)).fetchall())
+
 
 class WriteTransaction:
     def __init__(self, conn: aiosqlite.Connection) -> None:
@@ -126,13 +184,14 @@ class WriteTransaction:
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         await self._conn.executemany(sql, [tuple(r) for r in rows])
 
+    # fetchone/fetchall make one trip to the database thread (execute_fetchall), not three (execute, fetch, close).
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        rows = await self._conn.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
 
 def _statements(sql: str) -> list[str]:

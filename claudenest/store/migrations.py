@@ -5,6 +5,8 @@ Never edit a migration that has shipped: add a new one.
 
 from __future__ import annotations
 
+from claudenest.store.context import SCHEMA as CONTEXT_SCHEMA
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -209,4 +211,5 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX activity_logs_project ON activity_logs(project_id, id);
         """,
     ),
+    (4, "shared context: chunks, FTS5 index, binary-quantized sqlite-vec index", CONTEXT_SCHEMA),
 ]

@@ -42,11 +42,19 @@ def owned(stack: Stack) -> dict[str, str]:
         "POST", "/api/sessions", json={"machine_id": stack.agent.machine_id, "command": ["sleep", "300"]}
     ).json()["session"]
     token_id = stack.user.api("GET", "/api/tokens").json()["tokens"][0]["id"]
+    project = stack.user.api("POST", "/api/projects", json={"name": "owned", "project_path": "/p"}).json()["project"]
+    task = stack.user.api("POST", f"/api/projects/{project['id']}/tasks", json={"title": "t"}).json()["task"]
+    instance = stack.user.api("POST", f"/api/projects/{project['id']}/instances", json={"name": "i"}).json()
+    chunk = stack.user.api("POST", f"/api/projects/{project['id']}/context", json={"content": "c"}).json()["chunk"]
     return {
         "machine_id": stack.agent.machine_id,
         "session_id": session["id"],
         "token_id": token_id,
         "code": "AAA-AAA",
+        "project_id": project["id"],
+        "task_id": task["id"],
+        "instance_id": instance["instance"]["id"],
+        "chunk_id": chunk["id"],
     }
 
 

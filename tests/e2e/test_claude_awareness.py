@@ -270,3 +270,47 @@ def test_doctor_reports_claude_and_relay(claude: ClaudeStack) -> None:
     assert checks["relay"]["ok"] is True
     assert checks["workspace trust"]["ok"] is False
     assert result.returncode == 1
+
+
+def test_a_project_session_gets_an_instance_and_its_edits_take_file_locks(claude: ClaudeStack) -> None:
+    project_dir = claude.agent_home / "project"
+    project = claude.user.api(
+        "POST", "/api/projects", json={"name": "lockdemo", "project_path": str(project_dir)}
+    ).json()["project"]
+    rival = claude.user.api("POST", f"/api/projects/{project['id']}/instances", json={"name": "rival"}).json()
+    held = claude.user.api(
+        "POST",
+        f"/api/projects/{project['id']}/locks",
+        json={"path": "src/held.py"},
+        headers={"Authorization": f"Bearer {rival['token']}"},
+    )
+    assert held.status_code == 201
+    created = claude.user.api(
+        "POST",
+        "/api/sessions",
+        json={"machine_id": claude.agent.machine_id, "cwd": str(project_dir), "project_id": project["id"]},
+    ).json()["session"]
+    sid = created["id"]
+    claude.wait_status(sid, "idle")
+    instances = claude.user.api("GET", f"/api/projects/{project['id']}/instances").json()["instances"]
+    mine = next(i for i in instances if i["session_id"] == sid)
+    claude.user.cli("sessions", "send", sid, f"edit {project_dir / 'src' / 'held.py'}")
+    wait_until(lambda: "edit denied: locked by rival until" in claude.logs(sid), message="the lock hook's deny")
+    claude.user.cli("sessions", "send", sid, f"edit {project_dir / 'src' / 'free.py'}")
+    wait_until(lambda: "edit allowed" in claude.logs(sid), message="a free file is editable")
+    locks = claude.user.api("GET", f"/api/projects/{project['id']}/locks").json()["locks"]
+    assert {(lock["path"], lock["holder_instance_id"]) for lock in locks} == {
+        ("src/held.py", rival["instance"]["id"]),
+        ("src/free.py", mine["id"]),
+    }
+    claude.user.cli("sessions", "send", sid, "exit")
+    wait_until(lambda: claude.show(sid)["ended"], message="session end")
+    wait_until(
+        lambda: (
+            [lock["path"] for lock in claude.user.api("GET", f"/api/projects/{project['id']}/locks").json()["locks"]]
+            == ["src/held.py"]
+        ),
+        message="the ended instance's locks released",
+    )
+    ended = claude.user.api("GET", f"/api/projects/{project['id']}/instances").json()["instances"]
+    assert next(i for i in ended if i["id"] == mine["id"])["status"] == "ended"

@@ -12,17 +12,17 @@ from claudenest.relay.hub import Hub
 from claudenest.store import Store
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
 
 
-def get_settings(request: Request) -> RelaySettings:
+async def get_settings(request: Request) -> RelaySettings:
     settings: RelaySettings = request.app.state.settings
     return settings
 

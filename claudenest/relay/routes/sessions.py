@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from claudenest import tokens
 from claudenest.errors import Conflict
 from claudenest.relay.routes.deps import HubDep, SettingsDep, StoreDep, UserDep
 
@@ -30,6 +31,9 @@ class SessionCreate(BaseModel):
     prompt: str | None = Field(None, max_length=100_000)
     cols: int = Field(120, ge=1, le=1000)
     rows: int = Field(40, ge=1, le=1000)
+    project_id: str | None = Field(
+        None, max_length=64, description="run Claude as an instance of this shared project (MCP server, lock hook)"
+    )
 
     @model_validator(mode="after")
     def headless_needs_prompt(self) -> SessionCreate:
@@ -70,7 +74,9 @@ class SessionResize(BaseModel):
 
 
 @router.post("/api/sessions", status_code=201)
-async def create_session(body: SessionCreate, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
+async def create_session(
+    body: SessionCreate, user: UserDep, store: StoreDep, hub: HubDep, request: Request
+) -> dict[str, Any]:
     """Start Claude Code (or ``command``) in a PTY on the machine; waits briefly for the agent to confirm."""
     machine = await store.machines.get(body.machine_id, user["id"])
     if machine["revoked_at"]:
@@ -87,9 +93,44 @@ async def create_session(body: SessionCreate, user: UserDep, store: StoreDep, hu
         rows=body.rows,
         initial_prompt=body.prompt,
     )
+    project = None
+    if body.project_id is not None:
+        if body.command:
+            raise Conflict("project sessions run Claude Code; leave out command")
+        project = await project_spawn_info(request, store, user, session, body.project_id)
     # The agent answers started or error within moments; past SPAWN_WAIT the session is returned as 'starting'.
-    await hub.spawn(session, SPAWN_WAIT)
+    await hub.spawn(session, SPAWN_WAIT, project=project)
     return {"session": await store.sessions.get(session["id"])}
+
+
+COLLABORATION_RULES = """You are one of several Claude Code instances on this project, coordinated by ClaudeNest.
+Use the claudenest MCP tools: claim a task (task_claim_next) before you start and complete it with a summary of
+what changed (task_complete), or release it if you stop. Edits take a file lock automatically; if an edit is
+denied as locked by another instance, work on something else or ask with broadcast_message. Record decisions with
+context_add and look up what others did with context_query before re-reading large parts of the code."""
+
+
+async def project_spawn_info(
+    request: Request, store: Any, user: dict[str, Any], session: dict[str, Any], project_id: str
+) -> dict[str, Any]:
+    """Register the session as an instance of the project (a ci_ token for it alone) and compile its prompt."""
+    project = await store.projects.get(project_id, user["id"])
+    raw = tokens.new_token(tokens.INSTANCE_PREFIX)
+    instance = await store.instances.create(
+        project["id"],
+        user["id"],
+        name=f"claude-{session['id'][:8]}",
+        token_hash=tokens.hash_token(raw),
+        session_id=session["id"],
+        machine_id=session["machine_id"],
+    )
+    compiled = await request.app.state.context.compile(project, int(project.get("token_budget") or 4000))
+    return {
+        "project_id": project["id"],
+        "instance_id": instance["id"],
+        "instance_token": raw,
+        "system_prompt": f"{COLLABORATION_RULES}\n\n{compiled}",
+    }
 
 
 @router.get("/api/sessions")
