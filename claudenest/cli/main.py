@@ -8,6 +8,7 @@ from claudenest import __version__
 from claudenest.cli.agent_cmds import agent
 from claudenest.cli.auth_cmds import login, logout, whoami
 from claudenest.cli.common import handle_errors
+from claudenest.cli.context_cmds import context
 from claudenest.cli.coordination_cmds import locks, projects, tasks
 from claudenest.cli.discovery_cmds import mcp, skills
 from claudenest.cli.doctor_cmd import doctor
@@ -47,6 +48,7 @@ for command in (
     skills,
     mcp,
     doctor,
+    context,
 ):
     cli.add_command(command)
 

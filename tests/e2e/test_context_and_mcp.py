@@ -195,3 +195,23 @@ async def test_mcp_server_lists_and_runs_every_tool_against_the_relay(proj: Proj
         assert "claude-1" in text
     activity = proj.user.api("GET", f"/api/projects/{proj.project['id']}/activity").json()["activity"]
     assert any(a["kind"] == "broadcast" and "docs are done" in (a.get("message") or json.dumps(a)) for a in activity)
+
+
+def test_context_cli_add_query_compile_and_reembed(proj: Project) -> None:
+    added = json.loads(
+        proj.user.cli(
+            "context", "add", "--project", "shop", "--type", "decision", "--file", "auth/session.py",
+            "Sessions expire after 14 days of inactivity.", "--json",
+        ).stdout
+    )["chunk"]  # fmt: skip
+    assert added["type"] == "decision"
+    results = json.loads(
+        proj.user.cli("context", "query", "--project", "shop", "when do sessions expire", "--json").stdout
+    )
+    assert results[0]["id"] == added["id"]
+    assert {"score", "keyword_rank", "vector_rank"} <= set(results[0])
+    compiled = proj.user.cli("context", "compile", "--project", "shop", "--budget", "200").stdout
+    assert compiled.startswith("# Project shop")
+    assert -(-len(compiled.rstrip("\n")) // 4) <= 200
+    reembedded = proj.user.cli("context", "reembed")
+    assert "re-embedded" in reembedded.stderr
