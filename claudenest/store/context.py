@@ -153,6 +153,36 @@ class ContextQueries:
             )
         return await self.get(project_id, chunk_id)
 
+    async def add_many(
+        self, project_id: str, items: Sequence[tuple[str, str, Sequence[str], Sequence[float]]], *, embedder: str
+    ) -> int:
+        """Bulk insert ``(type, content, files, embedding)`` in one transaction (imports, benchmarks)."""
+        async with self._store.write() as db:
+            row = await db.fetchone("SELECT COALESCE(MAX(n), 0) FROM context_chunks")
+            first = int(row[0]) + 1
+            now = now_iso()
+            chunks, texts, vectors = [], [], []
+            for offset, (kind, content, files, embedding) in enumerate(items):
+                n, blob = first + offset, pack(embedding)
+                chunks.append(
+                    (n, str(uuid.uuid4()), project_id, kind, content, json.dumps(list(files)), embedder, blob, now)
+                )
+                texts.append((n, content, " ".join(files), project_id))
+                vectors.append((n, project_id, blob))
+            await db.executemany(
+                "INSERT INTO context_chunks (n, id, project_id, type, content, files, embedder, embedding, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                chunks,
+            )
+            await db.executemany(
+                "INSERT INTO context_fts (rowid, content, files, project_id) VALUES (?, ?, ?, ?)", texts
+            )
+            await db.executemany(
+                "INSERT INTO context_vec (rowid, project_id, embedding) VALUES (?, ?, vec_quantize_binary(vec_f32(?)))",
+                vectors,
+            )
+        return len(items)
+
     async def get(self, project_id: str, chunk_id: str) -> dict[str, Any]:
         row = await self._store.fetchone(
             f"SELECT {CHUNK_COLUMNS} FROM context_chunks WHERE id = ? AND project_id = ?", (chunk_id, project_id)
