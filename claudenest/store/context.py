@@ -313,6 +313,10 @@ class ContextQueries:
         blob = pack(embedding)
         async with self._store.write() as db:
             await db.execute("UPDATE context_chunks SET embedding = ?, embedder = ? WHERE n = ?", (blob, embedder, n))
+            # vec0 cannot UPDATE a bit column from an expression: replace the row instead.
+            row = await db.fetchone("SELECT project_id FROM context_chunks WHERE n = ?", (n,))
+            await db.execute("DELETE FROM context_vec WHERE rowid = ?", (n,))
             await db.execute(
-                "UPDATE context_vec SET embedding = vec_quantize_binary(vec_f32(?)) WHERE rowid = ?", (blob, n)
+                "INSERT INTO context_vec (rowid, project_id, embedding) VALUES (?, ?, vec_quantize_binary(vec_f32(?)))",
+                (n, row[0], blob),
             )
