@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from claudenest.clock import now_iso
@@ -18,6 +19,12 @@ TEXT_FIELDS = ("summary", "architecture", "conventions", "current_focus", "recen
 UPDATABLE = ("name", "project_path", *TEXT_FIELDS, "token_budget", "settings")
 
 
+def _known(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(UPDATABLE)
+    if unknown:
+        raise TypeError(f"unknown project fields: {sorted(unknown)}")
+
+
 def project_row(row: Any) -> dict[str, Any]:
     found = as_dict(row)
     found["settings"] = json.loads(found["settings"]) if found["settings"] else {}
@@ -29,9 +36,7 @@ class ProjectQueries:
         self._store = store
 
     async def create(self, user_id: str, *, name: str, project_path: str, **fields: Any) -> dict[str, Any]:
-        unknown = set(fields) - set(UPDATABLE)
-        if unknown:
-            raise TypeError(f"unknown project fields: {sorted(unknown)}")
+        _known(fields)
         now = now_iso()
         project_id = str(uuid.uuid4())
         values: dict[str, Any] = {
@@ -70,26 +75,35 @@ class ProjectQueries:
         )
         return [project_row(r) for r in rows]
 
-    async def update(self, project_id: str, fields: dict[str, Any], actor: Actor) -> dict[str, Any]:
-        """Change the given fields (a ``project_updated`` activity row names those whose value changed)."""
-        unknown = set(fields) - set(UPDATABLE)
-        if unknown:
-            raise TypeError(f"unknown project fields: {sorted(unknown)}")
+    async def update(
+        self,
+        project_id: str,
+        fields: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+        actor: Actor,
+    ) -> dict[str, Any]:
+        """Change the given fields (a ``project_updated`` activity row names those whose value changed).
+
+        ``fields`` may be a function of the current project returning the fields to set: it runs inside the
+        transaction, so a read-modify-write (appending to ``recent_changes``) loses no concurrent update. It must
+        be quick and pure.
+        """
 
         def decide(db: SyncTransaction, activity: ActivityLog) -> dict[str, Any]:
             row = db.fetchone("SELECT * FROM shared_projects WHERE id = ?", (project_id,))
             if row is None:
                 raise NotFound(f"no project {project_id}")
             before = project_row(row)
-            changed = [k for k, v in fields.items() if before[k] != v]
+            wanted = fields(before) if callable(fields) else fields
+            _known(wanted)
+            changed = [k for k, v in wanted.items() if before[k] != v]
             if not changed:
                 return before
             if "name" in changed and db.fetchone(
                 "SELECT 1 FROM shared_projects WHERE user_id = ? AND name = ? AND id != ?",
-                (before["user_id"], fields["name"], project_id),
+                (before["user_id"], wanted["name"], project_id),
             ):
-                raise Conflict(f"you already have a project named {fields['name']!r}")
-            values = {k: (json.dumps(fields[k]) if k == "settings" else fields[k]) for k in changed}
+                raise Conflict(f"you already have a project named {wanted['name']!r}")
+            values = {k: (json.dumps(wanted[k]) if k == "settings" else wanted[k]) for k in changed}
             columns = ", ".join(f"{k} = ?" for k in values)
             row = db.fetchone(
                 f"UPDATE shared_projects SET {columns}, updated_at = ? WHERE id = ? RETURNING *",

@@ -377,3 +377,14 @@ async def test_a_transact_decision_that_raises_leaves_nothing_behind(store: Stor
     # The connection is usable and outside any transaction afterwards.
     assert (await store.activity.record(project["id"], "broadcast", "hello"))["message"] == "hello"
     assert [s["message"] for s in seen] == ["hello"]
+
+
+async def test_read_modify_write_project_updates_lose_nothing(store: Store, project: dict[str, Any]) -> None:
+    def append(line: str) -> Any:
+        return lambda current: {"recent_changes": "\n".join(filter(None, [line, current["recent_changes"]]))}
+
+    await asyncio.gather(*(store.projects.update(project["id"], append(f"change {n}"), USER) for n in range(20)))
+    lines = (await store.projects.get(project["id"]))["recent_changes"].splitlines()
+    assert sorted(lines) == sorted(f"change {n}" for n in range(20))
+    with pytest.raises(TypeError):
+        await store.projects.update(project["id"], {"surprise": 1}, USER)

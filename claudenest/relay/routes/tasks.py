@@ -118,9 +118,14 @@ async def complete_task(
         task_id=task["id"],
         importance=0.7,
     )
-    project = await store.projects.get(caller.project["id"])
-    recent = updated_recent_changes(project.get("recent_changes"), task["title"], body.summary)
-    await store.projects.update(caller.project["id"], {"recent_changes": recent}, caller.actor)
+    # Read-modify-write inside one transaction, so concurrent completions never drop each other's line.
+    await store.projects.update(
+        caller.project["id"],
+        lambda project: {
+            "recent_changes": updated_recent_changes(project.get("recent_changes"), task["title"], body.summary)
+        },
+        caller.actor,
+    )
     return {"task": task}
 
 
