@@ -119,3 +119,50 @@ def test_interactive_session_reaches_a_viewer_and_reports_the_login_failure(
     assert "authentication_failed" in failed["status_detail"]
     assert failed["ended"] is False
     user.cli("sessions", "kill", sid)
+
+
+def test_real_cli_accepts_the_generated_mcp_config_and_connects_to_the_claudenest_server(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from claudenest.agent.sessions import SessionRegistry
+    from claudenest.protocol import Spawn
+
+    registry = SessionRegistry(
+        ring_bytes=1 << 16,
+        claude_path="",
+        on_output=lambda _: None,
+        on_ended=lambda _: None,
+        relay_url="http://127.0.0.1:9",
+    )
+    project = {"project_id": "p", "instance_id": "i", "instance_token": "ci_test", "system_prompt": "rules"}
+    spawn = Spawn(
+        session_id="00000000-0000-4000-8000-000000000001", cwd=str(tmp_path), cols=80, rows=24, project=project
+    )
+    args = registry._project_args(spawn, project)  # noqa: SLF001 (the exact file the agent hands to Claude)
+    config_path = args[args.index("--mcp-config") + 1]
+    assert oct(Path(config_path).stat().st_mode & 0o777) == "0o600"  # it holds the instance token
+    server = json.loads(Path(config_path).read_text())["mcpServers"]["claudenest"]
+    assert server["args"] == ["-m", "claudenest", "mcp", "serve"]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CLAUDENEST_")},
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "cfg"),
+        "HOME": str(tmp_path),
+        "DISABLE_AUTOUPDATER": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / ".claude.json").write_text('{"hasCompletedOnboarding": true}')
+
+    def claude(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CLAUDE), *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout(60),
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    init = json.loads(claude("-p", "hi", "--output-format", "stream-json", "--verbose", *args).stdout.splitlines()[0])
+    assert [s["name"] for s in init["mcp_servers"]] == ["claudenest"]  # accepted (2.1.197 reports it "pending" here)
+    assert claude("mcp", "add-json", "-s", "user", "claudenest", json.dumps(server)).returncode == 0
+    listed = claude("mcp", "list").stdout
+    line = next(line for line in listed.splitlines() if line.startswith("claudenest:"))
+    assert "Connected" in line, listed
