@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import random
 import socket
 import subprocess
@@ -37,6 +38,9 @@ from claudenest.relay.embedders import (
 )
 
 RETRIEVAL_SET = Path(__file__).resolve().parent.parent / "data" / "retrieval_set.json"
+# Read at import: the autouse fixture in tests/conftest.py clears CLAUDENEST_* variables before each test.
+# scripts/test sets it when CLAUDENEST_TEST_EMBEDDINGS=1 has installed the stack, so a missing piece fails there.
+REQUIRE_EMBEDDINGS = bool(os.environ.get("CLAUDENEST_REQUIRE_EMBEDDINGS"))
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -353,6 +357,8 @@ def _minilm_unavailable() -> str:
 
 def test_sentence_transformers_minilm_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     reason = _minilm_unavailable()
+    if reason and REQUIRE_EMBEDDINGS:
+        pytest.fail(f"CLAUDENEST_REQUIRE_EMBEDDINGS is set but {reason}")
     if reason:
         pytest.skip(reason)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
