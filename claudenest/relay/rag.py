@@ -1,26 +1,30 @@
 """Shared context for a project: add and search chunks, compile a prompt-sized digest, re-embed on embedder change.
 
 The embedder is chosen in the relay's config.toml (``[context.embedder]``, default the offline hashing embedder);
-embedding runs in a worker thread so the event loop keeps serving terminals.
+embedding runs in a worker thread so the event loop keeps serving terminals. The summarizer of completed tasks
+(``[context.summarizer]``, default extractive) upgrades ``recent_changes`` lines in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from claudenest.errors import NotFound
 from claudenest.relay.embedders import Embedder, make_embedder
+from claudenest.relay.summarize import ExtractiveSummarizer, Summarizer, first_sentence, make_summarizer
 from claudenest.store import Store
+from claudenest.store.activity import Actor
 from claudenest.store.context import SearchFilter, SearchResult
 
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4  # the usual estimate for English and code; budgets are approximate by nature
 MAX_CHUNK_CHARS = 20_000
+MAX_PENDING_SUMMARIES = 64  # completions waiting for the summarizer beyond this keep their extractive line
 
 
 def tokens(text: str) -> int:
@@ -51,6 +55,9 @@ class ContextService:
         self.embedder: Embedder = make_embedder(dict((config or {}).get("embedder", {"kind": "hashing"})))
         self.progress = ReembedProgress(embedder=self.embedder.name)
         self._job: asyncio.Task[None] | None = None
+        self.summarizer: Summarizer = make_summarizer((config or {}).get("summarizer"))
+        self._summaries: set[asyncio.Task[None]] = set()
+        self._summarizing = asyncio.Semaphore(1)  # one request at a time: a local model serves one anyway
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.embedder.embed, texts)
@@ -148,17 +155,60 @@ class ContextService:
             self.progress.running = False
 
     async def stop(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        """Cancel the re-embedding job and pending summaries, and wait for them to end."""
+        tasks = [*self._summaries, *([self._job] if self._job is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- summaries of completed tasks ----------------------------------------------------------------------------
+
+    def upgrade_recent_change(self, project_id: str, title: str, summary: str) -> None:
+        """After a completion wrote its extractive line into ``recent_changes``: ask the configured summarizer
+        (Ollama) for a better line in the background and put it in that line's place. Never blocks the caller."""
+        if isinstance(self.summarizer, ExtractiveSummarizer):
+            return
+        if len(self._summaries) >= MAX_PENDING_SUMMARIES:
+            log.warning("%d summaries pending; %r keeps its extractive line", len(self._summaries), title)
+            return
+        task = asyncio.create_task(self._upgrade(project_id, title, summary), name=f"summarize {title[:40]}")
+        self._summaries.add(task)
+        task.add_done_callback(self._summaries.discard)
+
+    async def _upgrade(self, project_id: str, title: str, summary: str) -> None:
+        old = recent_change_line(title, first_sentence(summary))
+        async with self._summarizing:
+            new = recent_change_line(title, await self.summarizer.summarize(title, summary))
+        if new == old:  # the summarizer fell back to the extractive line
+            return
+        try:
+            await self.store.projects.update(
+                project_id, lambda project: replaced_line(project.get("recent_changes"), old, new), SUMMARIZER_ACTOR
+            )
+        except NotFound:
+            pass  # the project was deleted meanwhile
+        except Exception:
+            log.exception("could not put the summary of %r into recent_changes", title)
 
 
-def first_sentence(text: str, limit: int = 200) -> str:
-    """The extractive summary: the first sentence, trimmed."""
-    sentence = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
-    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+SUMMARIZER_ACTOR = Actor(name="summarizer")
+
+
+def recent_change_line(title: str, summary_line: str) -> str:
+    """The ``recent_changes`` line of a completed task, always one line."""
+    return " ".join(f"- {title}: {summary_line}".split())
 
 
 def updated_recent_changes(current: str | None, title: str, summary: str, keep: int = 10) -> str:
-    """Newest first, one line per completed task, at most ``keep`` lines."""
+    """Newest first, one line per completed task (its extractive summary), at most ``keep`` lines."""
     lines = [line for line in (current or "").splitlines() if line.strip()]
-    return "\n".join([f"- {title}: {first_sentence(summary)}", *lines][:keep])
+    return "\n".join([recent_change_line(title, first_sentence(summary)), *lines][:keep])
+
+
+def replaced_line(current: str | None, old: str, new: str) -> dict[str, str]:
+    """The project fields that put ``new`` in the place of the line ``old`` (none if newer lines pushed it out)."""
+    lines = [line for line in (current or "").splitlines() if line.strip()]
+    if old not in lines:
+        return {}
+    lines[lines.index(old)] = new
+    return {"recent_changes": "\n".join(lines)}

@@ -11,12 +11,9 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,7 @@ from claudenest.relay.embedders import (
     split_identifier,
     tokenize,
 )
+from tests.ollama_standin import FakeOllama
 
 RETRIEVAL_SET = Path(__file__).resolve().parent.parent / "data" / "retrieval_set.json"
 # Read at import: the autouse fixture in tests/conftest.py clears CLAUDENEST_* variables before each test.
@@ -169,76 +167,10 @@ def test_rotation_is_orthogonal_and_dense() -> None:
 # ------------------------------------------------------------------------------------------------- ollama
 
 
-@dataclass
-class Plan:
-    status: int = 200
-    dim: int = DIM
-    body: Any = None  # replaces the normal answer when set
-    delay: float = 0.0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-class FakeOllama:
-    """A loopback HTTP server that answers POST /api/embed the way Ollama does, following a Plan."""
-
-    def __init__(self) -> None:
-        self.plan = Plan()
-        plan_ref = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                plan = plan_ref.plan
-                length = int(self.headers.get("Content-Length", "0"))
-                raw = self.rfile.read(length)
-                plan.requests.append(
-                    {
-                        "path": self.path,
-                        "content_type": self.headers.get("Content-Type", ""),
-                        "body": json.loads(raw),
-                    }
-                )
-                if plan.delay:
-                    time.sleep(plan.delay)
-                if self.path != "/api/embed":
-                    self._answer(404, {"error": "404 page not found"})
-                elif plan.body is not None:
-                    self._answer(plan.status, plan.body)
-                else:
-                    texts = json.loads(raw)["input"]
-                    # Deterministic, deliberately not unit-length: the embedder must normalise.
-                    vectors = [[float((i + j) % 7) + 0.5 for j in range(plan.dim)] for i, _ in enumerate(texts)]
-                    self._answer(plan.status, {"model": "all-minilm", "embeddings": vectors})
-
-            def _answer(self, status: int, body: Any) -> None:
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama()
-    try:
+    with FakeOllama() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_ollama_embeds_in_batches(ollama: FakeOllama) -> None:
