@@ -1,7 +1,7 @@
 """Shared-context speed: insert rate, and hybrid / vector-only query latency at 10k and 100k chunks of 384 dims,
-with the binary-prefilter vector search's recall@5 against exact cosine search. Standalone; a temporary SQLite file.
+with the served vector search's recall@5 against exact cosine search. Standalone; a temporary SQLite file.
 
-    python scripts/bench_rag.py            # 10k and 100k chunks (about 3 minutes on 2 cores)
+    python scripts/bench_rag.py            # 10k and 100k chunks (about 5 minutes on 2 cores)
     python scripts/bench_rag.py --quick    # 10k only
 """
 

@@ -22,10 +22,12 @@ with the reason. See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +39,11 @@ sys.path.insert(0, str(REPO))
 import sqlite_vec  # noqa: E402
 
 from claudenest.errors import ClaudenestError  # noqa: E402
-from claudenest.relay.embedders import DIM, STOP_WORDS, Embedder, make_embedder  # noqa: E402
+from claudenest.relay.embedders import DIM, Embedder, make_embedder  # noqa: E402
+from claudenest.store import Store  # noqa: E402
+from claudenest.store.context import SearchFilter  # noqa: E402
 from claudenest.store.sqlite import connect, versions  # noqa: E402
+from claudenest.text import STOP_WORDS  # noqa: E402
 
 DEFAULT_SET = REPO / "tests" / "data" / "retrieval_set.json"
 MODES = ("vector", "keyword", "hybrid")
@@ -136,6 +141,42 @@ class Index:
         return [self.ids[r[0] - 1] for r in rows]
 
 
+def served_rankings(
+    chunks: list[dict[str, Any]],
+    vectors: list[list[float]],
+    queries: list[dict[str, Any]],
+    query_vectors: list[list[float]],
+    depth: int,
+    with_files: bool,
+) -> dict[str, list[list[str]]]:
+    """Each mode's ranked chunk ids as the relay serves them: a real Store on a temporary file, its keyword index,
+    its 1536-bit codes rescored exactly, its fusion (claudenest/store/context.py), depth results per query."""
+
+    async def run() -> dict[str, list[list[str]]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await Store.open(Path(tmp) / "eval.db")
+            try:
+                items = [
+                    (c["type"], c["content"], c["files"] if with_files else [], v)
+                    for c, v in zip(chunks, vectors, strict=True)
+                ]
+                await store.context.add_many("eval", items, embedder="eval")
+                by_n = {i + 1: c["id"] for i, c in enumerate(chunks)}
+                by_uuid = {r[1]: by_n[r[0]] for r in await store.fetchall("SELECT n, id FROM context_chunks")}
+                flt = SearchFilter(project_id="eval")
+                out: dict[str, list[list[str]]] = {"keyword": [], "vector": [], "hybrid": []}
+                for q, qv in zip(queries, query_vectors, strict=True):
+                    out["keyword"].append([by_n[n] for n, _ in await store.context.keyword(flt, q["query"], depth)])
+                    out["vector"].append([by_n[n] for n, _ in await store.context.vector(flt, qv, depth)])
+                    fused = await store.context.hybrid(flt, q["query"], qv, depth)
+                    out["hybrid"].append([by_uuid[r.chunk["id"]] for r in fused])
+                return out
+            finally:
+                await store.close()
+
+    return asyncio.run(run())
+
+
 def rrf(lists: list[list[str]], rrf_k: int, weights: list[float] | None = None) -> list[str]:
     """Reciprocal rank fusion: score = sum of weight / (rrf_k + rank) over the lists a chunk is in."""
     score: dict[str, float] = {}
@@ -195,10 +236,11 @@ def run_embedder(
     texts = [c["content"] + ("\n" + " ".join(c["files"]) if args.with_files and c["files"] else "") for c in chunks]
     if kind == "hashing":
         # A fresh embedder's caches are cold; measure that, not a re-run over texts already seen.
+        from claudenest import text
         from claudenest.relay import embedders
 
         embedders._bucket.cache_clear()
-        embedders.stem.cache_clear()
+        text.stem.cache_clear()
     started = time.perf_counter()
     vectors = embedder.embed(texts)
     run.chunks_per_s = len(texts) / (time.perf_counter() - started)
@@ -209,6 +251,9 @@ def run_embedder(
     vector_lists = [index.vector(v, args.depth) for v in query_vectors]
     keyword_lists = [index.keyword(q["query"], args.depth) for q in queries]
     run.scores["vector"] = evaluate(vector_lists, queries, args.k)
+    served = served_rankings(chunks, vectors, queries, query_vectors, args.depth, args.with_files)
+    for mode, rankings in served.items():
+        run.scores[f"relay {mode}"] = evaluate(rankings, queries, args.k)
     run.scores["hybrid"] = evaluate(
         [
             rrf([v, kw], args.rrf_k, [args.vector_weight, 1.0])
@@ -277,17 +322,17 @@ def main() -> int:
         f"{f'; vector via {args.bit_candidates} bit-KNN candidates' if args.bit_candidates else ''}; "
         f"{machine}"
     )
-    header = f"{'embedder':<40} {'mode':<8} {f'recall@{k}':>9} {'MRR':>6} {f'hit@{k}':>6}"
+    header = f"{'embedder':<40} {'mode':<14} {f'recall@{k}':>9} {'MRR':>6} {f'hit@{k}':>6}"
     print(header)
     print("-" * len(header))
-    print(f"{'(none: FTS5 BM25)':<40} {'keyword':<8} {keyword.recall:>9.3f} {keyword.mrr:>6.3f} {keyword.hit:>6.3f}")
+    print(f"{'(none: FTS5 BM25)':<40} {'keyword':<14} {keyword.recall:>9.3f} {keyword.mrr:>6.3f} {keyword.hit:>6.3f}")
     for run in runs:
         if run.skipped:
             print(f"{run.name:<40} skipped: {run.skipped[:120]}")
             continue
-        for mode in ("vector", "hybrid"):
+        for mode in ("vector", "hybrid", "relay keyword", "relay vector", "relay hybrid"):
             s = run.scores[mode]
-            print(f"{run.name:<40} {mode:<8} {s.recall:>9.3f} {s.mrr:>6.3f} {s.hit:>6.3f}")
+            print(f"{run.name:<40} {mode:<14} {s.recall:>9.3f} {s.mrr:>6.3f} {s.hit:>6.3f}")
     print()
     speed_header = f"{'embedder':<40} {'load s':>7} {'chunks/s':>9} {'ms/query':>9}"
     print(speed_header)

@@ -97,6 +97,7 @@ def create_app(
         await notifier.start()
         hub.notifier = notifier
         sweeper.start()
+        context_service.start()
         try:
             yield
         finally:

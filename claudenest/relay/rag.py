@@ -55,6 +55,8 @@ class ContextService:
         self.embedder: Embedder = make_embedder(dict((config or {}).get("embedder", {"kind": "hashing"})))
         self.progress = ReembedProgress(embedder=self.embedder.name)
         self._job: asyncio.Task[None] | None = None
+        self._indexing: asyncio.Task[None] | None = None
+        self.indexed_on_start = 0  # chunks from before the current indexes, indexed by the job start() runs
         self.summarizer: Summarizer = make_summarizer((config or {}).get("summarizer"))
         self._summaries: set[asyncio.Task[None]] = set()
         self._summarizing = asyncio.Semaphore(1)  # one request at a time: a local model serves one anyway
@@ -154,9 +156,34 @@ class ContextService:
         finally:
             self.progress.running = False
 
+    # -- index upgrades ----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Index, in the background, chunks stored before the current indexes (a relay upgraded across
+        migration 5). Until then searches do not find them; nothing else waits."""
+        if self._indexing is None:
+            self._indexing = asyncio.ensure_future(self._index_pending())
+
+    async def _index_pending(self) -> None:
+        try:
+            pending = await self.store.context.count_unindexed()
+            if pending:
+                log.info("indexing %d context chunks stored before the current search indexes", pending)
+            while done := await self.store.context.index_pending(limit=512):
+                self.indexed_on_start += done
+            if pending:
+                log.info("indexed %d context chunks", self.indexed_on_start)
+        except Exception:
+            log.exception("indexing stored context chunks failed; searches will not find them until a restart")
+
+    async def indexing_done(self) -> None:
+        if self._indexing is not None:
+            await self._indexing
+
     async def stop(self) -> None:
-        """Cancel the re-embedding job and pending summaries, and wait for them to end."""
-        tasks = [*self._summaries, *([self._job] if self._job is not None else [])]
+        """Cancel the re-embedding and indexing jobs and pending summaries, and wait for them to end."""
+        jobs = [job for job in (self._job, self._indexing) if job is not None]
+        tasks = [*self._summaries, *jobs]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

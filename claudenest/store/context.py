@@ -1,52 +1,63 @@
-"""Shared project context: chunks with an FTS5 index and sqlite-vec vectors, searched hybrid (BM25 + KNN, RRF).
+"""Shared project context: chunks, a keyword index and a vector index, searched hybrid (BM25 + KNN, fused by RRF).
 
-Vectors are stored twice: as float32 in ``context_chunks.embedding`` for exact rescoring, and binary-quantized in
-the vec0 table ``context_vec`` (partitioned by project) for the KNN prefilter: Hamming KNN over 384 bits is several
-times cheaper than cosine over 384 floats, and rescoring a few hundred candidates exactly keeps recall. Never a
-full-table ``ORDER BY distance``.
+- ``context_chunks`` holds each chunk with its float32 embedding, the vector exact rescoring uses.
+- ``context_terms`` (FTS5) indexes the chunk's terms as :func:`claudenest.text.index_terms` makes them (the same
+  tokenizer as the hashing embedder: identifiers whole and split, stop words dropped, stemmed), with the project id
+  in a ``scope`` column so the project filter is part of the match, not a per-row lookup. ``context_terms_vocab``
+  gives each term's document frequency, so a query can leave out the terms that match a large part of the project
+  (they barely move BM25 and cost most of its time).
+- ``context_codes`` (sqlite-vec ``vec0``) holds a 1536-bit code per chunk: the signs of a fixed random projection
+  of the embedding. Hamming distance on it estimates the angle (SimHash); KNN over it picks candidates that are
+  rescored by exact cosine. The codes are sharded 16 ways per project (the partition key): sqlite-vec's top-k
+  selection costs rows x k, so 16 queries of k=32 over a sixteenth of the rows each cost far less than one of
+  k=512. Never a full-table ``ORDER BY distance`` on the serving path.
+
+Migration 5 replaced the first indexes (porter FTS5 on raw text, 384-bit codes): chunks written before it carry
+``indexed = 0`` until the relay's background job indexes them (:meth:`ContextQueries.index_pending`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
-import re
 import struct
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from claudenest.clock import now_iso
 from claudenest.errors import NotFound
 from claudenest.store.users import as_dict
+from claudenest.text import index_terms
 
 if TYPE_CHECKING:
     from claudenest.store.connection import Store
 
 DIM = 384
 RRF_K = 60
-PREFILTER_FACTOR = 16  # binary-KNN candidates per requested result, rescored exactly
+CODE_BITS = 1536
+SHARDS = 16
+CANDIDATES_PER_SHARD = 32  # 512 candidates: recall@5 0.99 against exact search at 100k (20: 0.969; docs/benchmarks.md)
+MAX_QUERY_TERMS = 8
+COMMON_TERM_SHARE = 0.1  # a term in more than this share of the project's chunks is left out when rarer ones exist
+TERM_CHARS = "./\\:#@+-_"  # characters our terms keep (see claudenest.text); FTS5 must not split on them
 
-SCHEMA = f"""
-CREATE TABLE context_chunks (
-    n INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    project_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    content TEXT NOT NULL,
-    files TEXT NOT NULL DEFAULT '[]',
-    instance_id TEXT,
-    task_id TEXT,
-    importance REAL NOT NULL DEFAULT 0.5,
-    expires_at TEXT,
-    embedder TEXT NOT NULL,
-    embedding BLOB NOT NULL,
-    created_at TEXT NOT NULL
+# Migration 5 (claudenest/store/migrations.py). It has shipped once main has it: change the indexes in a new one.
+INDEX_SCHEMA = f"""
+DROP TABLE context_fts;
+DROP TABLE context_vec;
+ALTER TABLE context_chunks ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX context_chunks_unindexed ON context_chunks(indexed) WHERE indexed = 0;
+CREATE VIRTUAL TABLE context_terms USING fts5(
+    terms, scope, tokenize="unicode61 remove_diacritics 0 tokenchars '{TERM_CHARS}'"
 );
-CREATE INDEX context_chunks_project ON context_chunks(project_id, created_at);
-CREATE VIRTUAL TABLE context_fts USING fts5(content, files, project_id UNINDEXED, tokenize='porter unicode61');
-CREATE VIRTUAL TABLE context_vec USING vec0(project_id TEXT PARTITION KEY, embedding BIT[{DIM}]);
-CREATE TABLE context_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+CREATE VIRTUAL TABLE context_terms_vocab USING fts5vocab(context_terms, 'row');
+CREATE VIRTUAL TABLE context_codes USING vec0(shard TEXT PARTITION KEY, code BIT[{CODE_BITS}], chunk_size=512)
 """
 
 
@@ -82,10 +93,36 @@ def pack(vector: Sequence[float]) -> bytes:
     return struct.pack(f"{DIM}f", *vector)
 
 
-def fts_query(text: str) -> str | None:
-    """User text -> an FTS5 query that cannot be a syntax error: quoted terms joined by OR."""
-    terms = [t for t in re.findall(r"\w+", text.lower()) if len(t) > 1]
-    return " OR ".join(f'"{t}"' for t in dict.fromkeys(terms)) or None
+@cache
+def _projection() -> np.ndarray:
+    """A fixed DIM x CODE_BITS matrix of +1/-1, from SHAKE-256 so every process and release derives the same one
+    (a seeded NumPy generator does not promise the same stream across NumPy versions)."""
+    raw = hashlib.shake_256(b"claudenest/context-code/v1").digest(DIM * CODE_BITS // 8)
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8)).reshape(DIM, CODE_BITS)
+    return bits.astype(np.float32) * 2.0 - 1.0
+
+
+def codes(vectors: Sequence[Sequence[float]]) -> list[bytes]:
+    """The 1536-bit SimHash code of each vector, packed as sqlite-vec's ``bit`` vectors want (LSB first)."""
+    if not vectors:
+        return []
+    # einsum's plain loop, not a BLAS matmul: BLAS worker threads keep spinning after a call, taking the CPU that
+    # the search's SQLite threads need (a hybrid search took twice as long). 0.07 ms a vector.
+    signs = np.einsum("ij,jk->ik", np.asarray(vectors, dtype=np.float32), _projection()) > 0
+    packed = np.packbits(signs, axis=1, bitorder="little")
+    return [row.tobytes() for row in packed]
+
+
+def shard(project_id: str, n: int) -> str:
+    return f"{project_id}:{n % SHARDS}"
+
+
+def quote(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def terms_text(content: str, files: Iterable[str]) -> str:
+    return " ".join(index_terms(content + "\n" + " ".join(files)))
 
 
 def _chunk(row: Any) -> dict[str, Any]:
@@ -99,11 +136,26 @@ def _chunk(row: Any) -> dict[str, Any]:
 CHUNK_COLUMNS = (
     "n, id, project_id, type, content, files, instance_id, task_id, importance, expires_at, embedder, created_at"
 )
+_INSERT_TERMS = "INSERT INTO context_terms (rowid, terms, scope) VALUES (?, ?, ?)"
+_INSERT_CODE = "INSERT INTO context_codes (rowid, shard, code) VALUES (?, ?, vec_bit(?))"
 
 
 class ContextQueries:
     def __init__(self, store: Store) -> None:
         self._store = store
+        # Chunks per project, counted once and then kept up to date by add/delete: one relay owns the file (the
+        # store's lock), and a COUNT(*) over 100k rows would cost a millisecond on every keyword search.
+        self._chunks_in: dict[str, int] = {}
+
+    async def chunks_in(self, project_id: str) -> int:
+        if project_id not in self._chunks_in:
+            row = await self._store.read("SELECT COUNT(*) FROM context_chunks WHERE project_id = ?", (project_id,))
+            self._chunks_in.setdefault(project_id, int(row[0][0]))
+        return self._chunks_in[project_id]
+
+    def _counted(self, project_id: str, change: int) -> None:
+        if project_id in self._chunks_in:
+            self._chunks_in[project_id] += change
 
     async def add(
         self,
@@ -121,17 +173,18 @@ class ContextQueries:
     ) -> dict[str, Any]:
         chunk_id = str(uuid.uuid4())
         blob = pack(embedding)
-        files_json = json.dumps(list(files))
+        files = list(files)
+        (code,) = codes([embedding])
         async with self._store.write() as db:
             await db.execute(
                 "INSERT INTO context_chunks (id, project_id, type, content, files, instance_id, task_id, importance,"
-                " expires_at, embedder, embedding, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " expires_at, embedder, embedding, created_at, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (
                     chunk_id,
                     project_id,
                     type,
                     content,
-                    files_json,
+                    json.dumps(files),
                     instance_id,
                     task_id,
                     importance,
@@ -143,44 +196,37 @@ class ContextQueries:
             )
             row = await db.fetchone("SELECT n FROM context_chunks WHERE id = ?", (chunk_id,))
             n = row[0]
-            await db.execute(
-                "INSERT INTO context_fts (rowid, content, files, project_id) VALUES (?, ?, ?, ?)",
-                (n, content, " ".join(json.loads(files_json)), project_id),
-            )
-            await db.execute(
-                "INSERT INTO context_vec (rowid, project_id, embedding) VALUES (?, ?, vec_quantize_binary(vec_f32(?)))",
-                (n, project_id, blob),
-            )
+            await db.execute(_INSERT_TERMS, (n, terms_text(content, files), project_id))
+            await db.execute(_INSERT_CODE, (n, shard(project_id, n), code))
+        self._counted(project_id, 1)
         return await self.get(project_id, chunk_id)
 
     async def add_many(
         self, project_id: str, items: Sequence[tuple[str, str, Sequence[str], Sequence[float]]], *, embedder: str
     ) -> int:
         """Bulk insert ``(type, content, files, embedding)`` in one transaction (imports, benchmarks)."""
+        item_codes = codes([embedding for _, _, _, embedding in items])
         async with self._store.write() as db:
             row = await db.fetchone("SELECT COALESCE(MAX(n), 0) FROM context_chunks")
             first = int(row[0]) + 1
             now = now_iso()
-            chunks, texts, vectors = [], [], []
-            for offset, (kind, content, files, embedding) in enumerate(items):
-                n, blob = first + offset, pack(embedding)
+            chunks, terms, vectors = [], [], []
+            for offset, ((kind, content, files, embedding), code) in enumerate(zip(items, item_codes, strict=True)):
+                n = first + offset
                 chunks.append(
-                    (n, str(uuid.uuid4()), project_id, kind, content, json.dumps(list(files)), embedder, blob, now)
+                    (n, str(uuid.uuid4()), project_id, kind, content, json.dumps(list(files)), embedder)
+                    + (pack(embedding), now)
                 )
-                texts.append((n, content, " ".join(files), project_id))
-                vectors.append((n, project_id, blob))
+                terms.append((n, terms_text(content, files), project_id))
+                vectors.append((n, shard(project_id, n), code))
             await db.executemany(
-                "INSERT INTO context_chunks (n, id, project_id, type, content, files, embedder, embedding, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO context_chunks (n, id, project_id, type, content, files, embedder, embedding, created_at,"
+                " indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 chunks,
             )
-            await db.executemany(
-                "INSERT INTO context_fts (rowid, content, files, project_id) VALUES (?, ?, ?, ?)", texts
-            )
-            await db.executemany(
-                "INSERT INTO context_vec (rowid, project_id, embedding) VALUES (?, ?, vec_quantize_binary(vec_f32(?)))",
-                vectors,
-            )
+            await db.executemany(_INSERT_TERMS, terms)
+            await db.executemany(_INSERT_CODE, vectors)
+        self._counted(project_id, len(items))
         return len(items)
 
     async def get(self, project_id: str, chunk_id: str) -> dict[str, Any]:
@@ -208,71 +254,104 @@ class ContextQueries:
             )
             if row is None:
                 raise NotFound(f"no context chunk {chunk_id}")
-            for table in ("context_fts", "context_vec"):
+            for table in ("context_terms", "context_codes"):
                 await db.execute(f"DELETE FROM {table} WHERE rowid = ?", (row[0],))
             await db.execute("DELETE FROM context_chunks WHERE n = ?", (row[0],))
+        self._counted(project_id, -1)
+
+    # -- search --------------------------------------------------------------------------------------------------
+
+    async def match_expression(self, project_id: str, query: str) -> str | None:
+        """The FTS5 query for ``query`` in one project: its rarest terms, OR-ed, within the project's scope.
+
+        Terms are quoted, so nothing a user types is FTS5 syntax. Terms found nowhere are dropped; so are terms in
+        more than COMMON_TERM_SHARE of the project's chunks while a rarer term remains (their IDF is low, and
+        scoring every chunk they match is most of a query's time); at most MAX_QUERY_TERMS of the rarest are kept.
+        """
+        terms = list(dict.fromkeys(index_terms(query)))
+        if not terms:
+            return None
+        marks = ",".join("?" * len(terms))
+        rows = await self._store.read(f"SELECT term, doc FROM context_terms_vocab WHERE term IN ({marks})", terms)
+        frequency = {r[0]: int(r[1]) for r in rows}
+        project_chunks = await self.chunks_in(project_id)
+        found = sorted((t for t in terms if t in frequency), key=frequency.__getitem__)
+        if not found or not project_chunks:
+            return None
+        kept = [t for t in found if frequency[t] <= COMMON_TERM_SHARE * project_chunks] or found[:1]
+        words = " OR ".join(quote(t) for t in kept[:MAX_QUERY_TERMS])
+        return f"scope : {quote(project_id.lower())} AND terms : ({words})"
 
     async def keyword(self, flt: SearchFilter, query: str, limit: int) -> list[tuple[int, float]]:
         """(chunk n, bm25) best first; BM25 in SQLite is lower-is-better."""
-        match = fts_query(query)
+        match = await self.match_expression(flt.project_id, query)
         if match is None:
             return []
-        rows = await self._store.fetchall(
-            "SELECT rowid, bm25(context_fts) AS rank FROM context_fts WHERE context_fts MATCH ? AND project_id = ?"
+        rows = await self._store.read(
+            "SELECT rowid, bm25(context_terms, 1.0, 0.0) AS rank FROM context_terms WHERE context_terms MATCH ?"
             " ORDER BY rank LIMIT ?",
-            (match, flt.project_id, limit * 4),
+            (match, limit * 4 if flt.types or not flt.include_expired else limit),
         )
         return await self._keep([(r[0], r[1]) for r in rows], flt, limit)
 
     async def vector(
         self, flt: SearchFilter, embedding: Sequence[float], limit: int, *, exact: bool = False
     ) -> list[tuple[int, float]]:
-        """(chunk n, cosine distance) best first: binary KNN prefilter, then exact cosine on the candidates."""
+        """(chunk n, cosine distance) best first: Hamming KNN on the codes per shard, then exact cosine."""
         blob = pack(embedding)
-        if exact:  # the reference the prefilter is measured against (benchmarks), never the serving path
-            rows = await self._store.fetchall(
+        if exact:  # the reference the codes are measured against (benchmarks), never the serving path
+            rows = await self._store.read(
                 "SELECT n, vec_distance_cosine(embedding, ?) AS d FROM context_chunks WHERE project_id = ?"
                 " ORDER BY d LIMIT ?",
                 (blob, flt.project_id, limit * 4),
             )
             return await self._keep([(r[0], r[1]) for r in rows], flt, limit)
-        candidates = await self._store.fetchall(
-            "SELECT rowid FROM context_vec WHERE embedding MATCH vec_quantize_binary(vec_f32(?)) AND k = ?"
-            " AND project_id = ?",
-            (blob, limit * PREFILTER_FACTOR, flt.project_id),
+        (code,) = codes([embedding])
+        # Two statements, not one with a subquery: run as one, the rescoring serialises concurrent searches (the
+        # KNN half alone runs in parallel on the read connections; measured in docs/benchmarks.md).
+        per_shard = max(CANDIDATES_PER_SHARD, limit)
+        knn = " UNION ALL ".join(
+            f"SELECT rowid FROM context_codes WHERE code MATCH vec_bit(?1) AND k = {per_shard} AND shard = ?{i + 2}"
+            for i in range(SHARDS)
         )
+        candidates = await self._store.read(knn, (code, *(shard(flt.project_id, i) for i in range(SHARDS))))
         if not candidates:
             return []
         marks = ",".join("?" * len(candidates))
-        rows = await self._store.fetchall(
-            f"SELECT n, vec_distance_cosine(embedding, ?) AS d FROM context_chunks WHERE n IN ({marks}) ORDER BY d",
-            (blob, *(r[0] for r in candidates)),
+        sql, params = self._filtered(
+            f"SELECT n, vec_distance_cosine(embedding, ?) AS d FROM context_chunks WHERE n IN ({marks})", flt
         )
-        return await self._keep([(r[0], r[1]) for r in rows], flt, limit)
+        rows = await self._store.read(sql + " ORDER BY d LIMIT ?", (blob, *(r[0] for r in candidates), *params, limit))
+        return [(r[0], r[1]) for r in rows]
 
-    async def _keep(self, ranked: list[tuple[int, float]], flt: SearchFilter, limit: int) -> list[tuple[int, float]]:
-        """Apply type and expiry filters, keeping order."""
-        if not ranked or (not flt.types and flt.include_expired):
-            return ranked[:limit]
-        marks = ",".join("?" * len(ranked))
-        sql = f"SELECT n FROM context_chunks WHERE n IN ({marks})"
-        params: list[Any] = [n for n, _ in ranked]
+    def _filtered(self, sql: str, flt: SearchFilter) -> tuple[str, list[Any]]:
+        """``sql`` with the type and expiry conditions of ``flt`` appended, and their parameters."""
+        params: list[Any] = []
         if flt.types:
             sql += f" AND type IN ({','.join('?' * len(flt.types))})"
             params += list(flt.types)
         if not flt.include_expired:
             sql += " AND (expires_at IS NULL OR expires_at > ?)"
             params.append(now_iso())
-        allowed = {r[0] for r in await self._store.fetchall(sql, params)}
+        return sql, params
+
+    async def _keep(self, ranked: list[tuple[int, float]], flt: SearchFilter, limit: int) -> list[tuple[int, float]]:
+        """Apply type and expiry filters, keeping order."""
+        if not ranked or (not flt.types and flt.include_expired):
+            return ranked[:limit]
+        marks = ",".join("?" * len(ranked))
+        sql, params = self._filtered(f"SELECT n FROM context_chunks WHERE n IN ({marks})", flt)
+        allowed = {r[0] for r in await self._store.read(sql, [n for n, _ in ranked] + params)}
         return [(n, s) for n, s in ranked if n in allowed][:limit]
 
     async def hybrid(
         self, flt: SearchFilter, query: str, embedding: Sequence[float], limit: int = 5
     ) -> list[SearchResult]:
-        """Reciprocal rank fusion of keyword and vector rankings; each result keeps both ranks and its score."""
+        """Reciprocal rank fusion of keyword and vector rankings; each result keeps both ranks and its score.
+
+        The two searches run at once, each on its own read connection."""
         depth = max(limit * 4, 20)
-        keyword = await self.keyword(flt, query, depth)
-        vector = await self.vector(flt, embedding, depth)
+        keyword, vector = await asyncio.gather(self.keyword(flt, query, depth), self.vector(flt, embedding, depth))
         fused: dict[int, SearchResult] = {}
         for rank, (n, _) in enumerate(keyword, 1):
             fused.setdefault(n, SearchResult(chunk={}, score=0.0)).score += 1 / (RRF_K + rank)
@@ -290,10 +369,12 @@ class ContextQueries:
     async def by_n(self, ns: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ns:
             return {}
-        rows = await self._store.fetchall(
+        rows = await self._store.read(
             f"SELECT {CHUNK_COLUMNS} FROM context_chunks WHERE n IN ({','.join('?' * len(ns))})", list(ns)
         )
         return {r["n"]: _chunk(r) for r in rows}
+
+    # -- maintenance ---------------------------------------------------------------------------------------------
 
     async def stale(self, embedder: str, limit: int = 256) -> list[tuple[int, str]]:
         """Chunks embedded by another embedder than the configured one: (n, content) to re-embed."""
@@ -309,14 +390,41 @@ class ContextQueries:
             row = await self._store.fetchone("SELECT COUNT(*) FROM context_chunks WHERE embedder = ?", (embedder,))
         return int(row[0])
 
+    async def count_unindexed(self) -> int:
+        row = await self._store.fetchone("SELECT COUNT(*) FROM context_chunks WHERE indexed = 0")
+        return int(row[0])
+
+    async def index_pending(self, limit: int = 512) -> int:
+        """Index up to ``limit`` chunks written before the current indexes (migration 5); returns how many."""
+        rows = await self._store.fetchall(
+            "SELECT n, project_id, content, files, embedding FROM context_chunks WHERE indexed = 0 ORDER BY n LIMIT ?",
+            (limit,),
+        )
+        if not rows:
+            return 0
+        vectors = [struct.unpack(f"{DIM}f", r["embedding"]) for r in rows]
+        async with self._store.write() as db:
+            for row, code in zip(rows, codes(vectors), strict=True):
+                n, project_id = row["n"], row["project_id"]
+                await self._replace_index(db, n, project_id, row["content"], json.loads(row["files"]), code)
+                await db.execute("UPDATE context_chunks SET indexed = 1 WHERE n = ?", (n,))
+        return len(rows)
+
     async def set_embedding(self, n: int, embedding: Sequence[float], embedder: str) -> None:
         blob = pack(embedding)
+        (code,) = codes([embedding])
         async with self._store.write() as db:
-            await db.execute("UPDATE context_chunks SET embedding = ?, embedder = ? WHERE n = ?", (blob, embedder, n))
-            # vec0 cannot UPDATE a bit column from an expression: replace the row instead.
-            row = await db.fetchone("SELECT project_id FROM context_chunks WHERE n = ?", (n,))
-            await db.execute("DELETE FROM context_vec WHERE rowid = ?", (n,))
             await db.execute(
-                "INSERT INTO context_vec (rowid, project_id, embedding) VALUES (?, ?, vec_quantize_binary(vec_f32(?)))",
-                (n, row[0], blob),
+                "UPDATE context_chunks SET embedding = ?, embedder = ?, indexed = 1 WHERE n = ?", (blob, embedder, n)
             )
+            row = await db.fetchone("SELECT project_id, content, files FROM context_chunks WHERE n = ?", (n,))
+            if row is not None:
+                await self._replace_index(db, n, row[0], row[1], json.loads(row[2]), code)
+
+    @staticmethod
+    async def _replace_index(db: Any, n: int, project_id: str, content: str, files: list[str], code: bytes) -> None:
+        # vec0 cannot UPDATE a bit column from an expression, and FTS5 rows are simplest replaced whole.
+        for table in ("context_terms", "context_codes"):
+            await db.execute(f"DELETE FROM {table} WHERE rowid = ?", (n,))
+        await db.execute(_INSERT_TERMS, (n, terms_text(content, files), project_id))
+        await db.execute(_INSERT_CODE, (n, shard(project_id, n), code))

@@ -5,7 +5,7 @@ Never edit a migration that has shipped: add a new one.
 
 from __future__ import annotations
 
-from claudenest.store.context import SCHEMA as CONTEXT_SCHEMA
+from claudenest.store.context import INDEX_SCHEMA
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -211,5 +211,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX activity_logs_project ON activity_logs(project_id, id);
         """,
     ),
-    (4, "shared context: chunks, FTS5 index, binary-quantized sqlite-vec index", CONTEXT_SCHEMA),
+    (
+        4,
+        "shared context: chunks, FTS5 index, binary-quantized sqlite-vec index",
+        """
+        CREATE TABLE context_chunks (
+            n INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            project_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            content TEXT NOT NULL,
+            files TEXT NOT NULL DEFAULT '[]',
+            instance_id TEXT,
+            task_id TEXT,
+            importance REAL NOT NULL DEFAULT 0.5,
+            expires_at TEXT,
+            embedder TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX context_chunks_project ON context_chunks(project_id, created_at);
+        CREATE VIRTUAL TABLE context_fts USING fts5(content, files, project_id UNINDEXED, tokenize='porter unicode61');
+        CREATE VIRTUAL TABLE context_vec USING vec0(project_id TEXT PARTITION KEY, embedding BIT[384]);
+        CREATE TABLE context_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)
+        """,
+    ),
+    (
+        5,
+        "shared context: a keyword index of our own terms, sharded 1536-bit codes; filled in the background",
+        INDEX_SCHEMA,
+    ),
 ]

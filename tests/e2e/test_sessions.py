@@ -73,7 +73,9 @@ def test_missing_command_ends_in_error_with_reason(stack: Stack) -> None:
 
 
 def test_kill_ends_the_whole_process_group(stack: Stack) -> None:
-    script = "import os, time; os.fork(); print('pid', os.getpid(), flush=True); time.sleep(600)"
+    # One write(2) per line: two processes printing with print() can interleave ("pidpid 1 2"), and the test must
+    # see both pids.
+    script = "import os, time; os.fork(); os.write(1, b'pid %d\\n' % os.getpid()); time.sleep(600)"
     sid = new_session(stack, "--command", f'{sys.executable} -c "{script}"')["id"]
     try:
         wait_until(lambda: len(re.findall(r"pid (\d+)", logs(stack, sid))) >= 2, seconds=30, message="both")

@@ -30,9 +30,8 @@ from claudenest.relay.embedders import (
     make_embedder,
     resolve_st_model,
     rotate,
-    split_identifier,
-    tokenize,
 )
+from claudenest.text import split_identifier, tokenize
 from tests.ollama_standin import FakeOllama
 
 RETRIEVAL_SET = Path(__file__).resolve().parent.parent / "data" / "retrieval_set.json"
