@@ -66,6 +66,7 @@ class EmbedderRun:
     query_ms: float = 0.0
     scores: dict[str, Scores] = field(default_factory=dict)
     skipped: str = ""
+    vector_weight: float = 1.0
 
 
 def load_set(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -148,6 +149,7 @@ def served_rankings(
     query_vectors: list[list[float]],
     depth: int,
     with_files: bool,
+    vector_weight: float,
 ) -> dict[str, list[list[str]]]:
     """Each mode's ranked chunk ids as the relay serves them: a real Store on a temporary file, its keyword index,
     its 1536-bit codes rescored exactly, its fusion (claudenest/store/context.py), depth results per query."""
@@ -168,7 +170,7 @@ def served_rankings(
                 for q, qv in zip(queries, query_vectors, strict=True):
                     out["keyword"].append([by_n[n] for n, _ in await store.context.keyword(flt, q["query"], depth)])
                     out["vector"].append([by_n[n] for n, _ in await store.context.vector(flt, qv, depth)])
-                    fused = await store.context.hybrid(flt, q["query"], qv, depth)
+                    fused = await store.context.hybrid(flt, q["query"], qv, depth, vector_weight=vector_weight)
                     out["hybrid"].append([by_uuid[r.chunk["id"]] for r in fused])
                 return out
             finally:
@@ -251,14 +253,12 @@ def run_embedder(
     vector_lists = [index.vector(v, args.depth) for v in query_vectors]
     keyword_lists = [index.keyword(q["query"], args.depth) for q in queries]
     run.scores["vector"] = evaluate(vector_lists, queries, args.k)
-    served = served_rankings(chunks, vectors, queries, query_vectors, args.depth, args.with_files)
+    run.vector_weight = embedder.fusion_weight if args.vector_weight is None else args.vector_weight
+    served = served_rankings(chunks, vectors, queries, query_vectors, args.depth, args.with_files, run.vector_weight)
     for mode, rankings in served.items():
         run.scores[f"relay {mode}"] = evaluate(rankings, queries, args.k)
     run.scores["hybrid"] = evaluate(
-        [
-            rrf([v, kw], args.rrf_k, [args.vector_weight, 1.0])
-            for v, kw in zip(vector_lists, keyword_lists, strict=True)
-        ],
+        [rrf([v, kw], args.rrf_k, [run.vector_weight, 1.0]) for v, kw in zip(vector_lists, keyword_lists, strict=True)],
         queries,
         args.k,
     )
@@ -277,7 +277,10 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=20, help="results taken from each side before fusion (20)")
     parser.add_argument("--rrf-k", type=int, default=60, help="reciprocal rank fusion constant (default: 60)")
     parser.add_argument(
-        "--vector-weight", type=float, default=1.0, help="weight of the vector list in the fusion (keyword: 1.0)"
+        "--vector-weight",
+        type=float,
+        default=None,
+        help="weight of the vector list in the fusion (keyword: 1.0; default: the embedder's, as the relay uses)",
     )
     parser.add_argument(
         "--fts-stop-words", action="store_true", help="drop the hashing embedder's stop words from FTS5 queries"
@@ -317,7 +320,8 @@ def main() -> int:
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
     print(
         f"\n{len(chunks)} chunks, {len(queries)} queries; depth {args.depth} per side, RRF k={args.rrf_k}, "
-        f"vector weight {args.vector_weight:g}{'; FTS5 query without stop words' if args.fts_stop_words else ''}"
+        f"vector weight {'per embedder' if args.vector_weight is None else args.vector_weight}"
+        f"{'; FTS5 query without stop words' if args.fts_stop_words else ''}"
         f"{'; content only' if not args.with_files else '; content + files'}"
         f"{f'; vector via {args.bit_candidates} bit-KNN candidates' if args.bit_candidates else ''}; "
         f"{machine}"
@@ -364,6 +368,7 @@ def main() -> int:
                     "load_s": round(run.load_s, 3),
                     "chunks_per_s": round(run.chunks_per_s, 1),
                     "query_ms": round(run.query_ms, 3),
+                    "vector_weight": run.vector_weight,
                     "modes": {mode: _scores_json(s) for mode, s in run.scores.items()},
                 }
                 for run in runs

@@ -40,6 +40,7 @@ from claudenest.text import STOP_WORDS, stem, tokenize
 DIM = 384
 DEFAULT_KIND = "hashing"
 KINDS = ("hashing", "sentence-transformers", "ollama")
+DENSE_FUSION_WEIGHT = 6.0  # see Embedder.fusion_weight
 EMBEDDINGS_EXTRA_HINT = "pip install 'claudenest[embeddings]'"
 
 
@@ -53,6 +54,10 @@ class Embedder(Protocol):
 
     name: str  # names the vector space: vectors from embedders of different names are not comparable
     dim: int
+    # Weight of the vector ranking against the keyword ranking (1) in hybrid search. Tuned on the labelled set
+    # (docs/benchmarks.md): a lexical embedder and BM25 are equals; a semantic model's ranking should lead and
+    # BM25 only break its near-ties.
+    fusion_weight: float
 
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
@@ -182,6 +187,7 @@ class HashingEmbedder:
     def __init__(self) -> None:
         self.name = "hashing-v1"
         self.dim = DIM
+        self.fusion_weight = 1.0
 
     def features(self, text: str) -> tuple[list[str], list[str], list[str]]:
         """(word features, bigram features, character n-gram features) of one text."""
@@ -259,6 +265,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.name = f"sentence-transformers:{model}"
         self.dim = DIM
+        self.fusion_weight = DENSE_FUSION_WEIGHT
         self._source = resolve_st_model(model)
         self._model: Any = None
         self._lock = threading.Lock()
@@ -330,6 +337,7 @@ class OllamaEmbedder:
         self.batch_size = batch_size
         self.name = f"ollama:{model}"
         self.dim = DIM
+        self.fusion_weight = DENSE_FUSION_WEIGHT
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from claudenest.errors import NotFound
+from claudenest.errors import ConfigError, NotFound
 from claudenest.relay.embedders import Embedder, make_embedder
 from claudenest.relay.summarize import ExtractiveSummarizer, Summarizer, first_sentence, make_summarizer
 from claudenest.store import Store
@@ -49,10 +49,17 @@ class ReembedProgress:
         }
 
 
+def _vector_weight(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 100:
+        raise ConfigError(f"[context] vector_weight must be a number above 0 and at most 100, not {value!r}")
+    return float(value)
+
+
 class ContextService:
     def __init__(self, store: Store, config: dict[str, Any] | None = None) -> None:
         self.store = store
         self.embedder: Embedder = make_embedder(dict((config or {}).get("embedder", {"kind": "hashing"})))
+        self.vector_weight = _vector_weight((config or {}).get("vector_weight", self.embedder.fusion_weight))
         self.progress = ReembedProgress(embedder=self.embedder.name)
         self._job: asyncio.Task[None] | None = None
         self._indexing: asyncio.Task[None] | None = None
@@ -80,7 +87,7 @@ class ContextService:
         (vector,) = await self.embed([text])
         if mode == "vector":
             return await self._plain(await self.store.context.vector(flt, vector, limit), keyword=False)
-        return await self.store.context.hybrid(flt, text, vector, limit)
+        return await self.store.context.hybrid(flt, text, vector, limit, vector_weight=self.vector_weight)
 
     async def _plain(self, ranked: list[tuple[int, float]], *, keyword: bool) -> list[SearchResult]:
         chunks = await self.store.context.by_n([n for n, _ in ranked])

@@ -345,11 +345,18 @@ class ContextQueries:
         return [(n, s) for n, s in ranked if n in allowed][:limit]
 
     async def hybrid(
-        self, flt: SearchFilter, query: str, embedding: Sequence[float], limit: int = 5
+        self,
+        flt: SearchFilter,
+        query: str,
+        embedding: Sequence[float],
+        limit: int = 5,
+        *,
+        vector_weight: float = 1.0,
     ) -> list[SearchResult]:
         """Reciprocal rank fusion of keyword and vector rankings; each result keeps both ranks and its score.
 
-        The two searches run at once, each on its own read connection."""
+        score = 1 / (RRF_K + keyword rank) + vector_weight / (RRF_K + vector rank). The two searches run at once,
+        each on its own read connection."""
         depth = max(limit * 4, 20)
         keyword, vector = await asyncio.gather(self.keyword(flt, query, depth), self.vector(flt, embedding, depth))
         fused: dict[int, SearchResult] = {}
@@ -357,7 +364,7 @@ class ContextQueries:
             fused.setdefault(n, SearchResult(chunk={}, score=0.0)).score += 1 / (RRF_K + rank)
             fused[n].keyword_rank = rank
         for rank, (n, distance) in enumerate(vector, 1):
-            fused.setdefault(n, SearchResult(chunk={}, score=0.0)).score += 1 / (RRF_K + rank)
+            fused.setdefault(n, SearchResult(chunk={}, score=0.0)).score += vector_weight / (RRF_K + rank)
             fused[n].vector_rank = rank
             fused[n].distance = round(distance, 6)
         best = sorted(fused.items(), key=lambda item: -item[1].score)[:limit]

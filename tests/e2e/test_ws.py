@@ -134,10 +134,14 @@ async def test_another_users_session_is_not_found_over_the_socket(stack: Stack) 
 
 async def test_oversized_frames_close_with_1009_and_the_relay_keeps_serving(stack: Stack) -> None:
     ws = await viewer(stack)
-    with pytest.raises(websockets.ConnectionClosed) as closed:
+
+    async def send_then_read() -> None:
         # The relay may close before the client has finished sending 2 MiB; then send() is what sees the close.
         await ws.send(b"\x02" + b"\x00" * (2 << 20))
         await asyncio.wait_for(ws.recv(), timeout(10))
+
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await send_then_read()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
     assert stack.user.api("GET", "/api/me").status_code == 200

@@ -182,3 +182,22 @@ async def test_chunks_from_before_migration_5_are_indexed_in_the_background(tmp_
     finally:
         await service.stop()
         await store.close()
+
+
+async def test_vector_weight_comes_from_the_embedder_or_the_config(tmp_path: Path) -> None:
+    from claudenest.errors import ConfigError
+
+    store = await Store.open(tmp_path / "relay.db")
+    try:
+        assert ContextService(store).vector_weight == 1.0  # hashing: BM25's equal
+        weighted = ContextService(store, {"vector_weight": 3})
+        await seed(weighted)
+        top = (await weighted.query("p1", "how are billing webhooks verified?", limit=3))[0]
+        assert top.keyword_rank is not None
+        assert top.vector_rank is not None
+        assert top.score == pytest.approx(1 / (60 + top.keyword_rank) + 3 / (60 + top.vector_rank))
+        for bad in (0, -1, "2", True, 1000):
+            with pytest.raises(ConfigError, match="vector_weight"):
+                ContextService(store, {"vector_weight": bad})
+    finally:
+        await store.close()

@@ -343,3 +343,9 @@ def test_retrieval_set_is_well_formed() -> None:
         assert not missing, f"{q['id']} names unknown chunks {missing}"
         for cid in q["relevant"]:  # queries paraphrase: none is a long verbatim piece of a relevant chunk
             assert q["query"].lower() not in next(c["content"].lower() for c in chunks if c["id"] == cid)
+
+
+def test_semantic_embedders_lead_the_fusion_and_the_lexical_one_does_not() -> None:
+    assert make_embedder({"kind": "hashing"}).fusion_weight == 1.0
+    assert make_embedder({"kind": "ollama"}).fusion_weight > 1.0
+    assert make_embedder({"kind": "sentence-transformers"}).fusion_weight > 1.0
