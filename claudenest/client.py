@@ -228,6 +228,21 @@ class RelayClient:
         path = f"/api/projects/{project_id}/tasks/{task_id}/complete"
         return dict((await self._call("POST", path, json=body))["task"])
 
+    async def request_review(
+        self, project_id: str, task_id: str, summary: str, files_modified: list[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"summary": summary, "files_modified": files_modified or []}
+        path = f"/api/projects/{project_id}/tasks/{task_id}/review"
+        return dict((await self._call("POST", path, json=body))["task"])
+
+    async def approve_task(self, project_id: str, task_id: str, note: str | None = None) -> dict[str, Any]:
+        path = f"/api/projects/{project_id}/tasks/{task_id}/approve"
+        return dict((await self._call("POST", path, json={"note": note}))["task"])
+
+    async def request_changes(self, project_id: str, task_id: str, reason: str) -> dict[str, Any]:
+        path = f"/api/projects/{project_id}/tasks/{task_id}/request-changes"
+        return dict((await self._call("POST", path, json={"reason": reason}))["task"])
+
     async def block_task(self, project_id: str, task_id: str, reason: str) -> dict[str, Any]:
         path = f"/api/projects/{project_id}/tasks/{task_id}/block"
         return dict((await self._call("POST", path, json={"reason": reason}))["task"])

@@ -231,28 +231,78 @@ def tasks_claim_next(project_ref: str | None, instance_token: str | None, relay_
     _show(_on_task(project_ref, instance_token, relay_url, None, lambda a, p, _: a.claim_next_task(p)), as_json)
 
 
-@tasks.command("complete")
+def _with_summary(
+    name: str, doc: str, call: Callable[[RelayClient, str, str, str, list[str]], Awaitable[dict[str, Any]]]
+) -> None:
+    """A command on TASK that reports what was done: --summary and the files modified."""
+
+    @tasks.command(name, help=doc)
+    @click.argument("task")
+    @click.option("--summary", "-s", required=True, help="What was done.")
+    @click.option("--file-modified", "files", multiple=True, metavar="PATH", help="A file changed (repeat).")
+    @common_options
+    @relay_option
+    @json_option
+    @handle_errors
+    def command(
+        task: str,
+        summary: str,
+        files: tuple[str, ...],
+        project_ref: str | None,
+        instance_token: str | None,
+        relay_url: str | None,
+        as_json: bool,
+    ) -> None:
+        _show(
+            _on_task(project_ref, instance_token, relay_url, task, lambda a, p, t: call(a, p, t, summary, list(files))),
+            as_json,
+        )
+
+
+_with_summary(
+    "complete",
+    "Mark TASK done with a summary (its instance, or the project's owner).",
+    lambda a, p, t, summary, files: a.complete_task(p, t, summary, files),
+)
+_with_summary(
+    "review",
+    "Ask for a review of TASK (in progress -> review); another instance or the owner approves it.",
+    lambda a, p, t, summary, files: a.request_review(p, t, summary, files),
+)
+
+
+@tasks.command("approve")
 @click.argument("task")
-@click.option("--summary", "-s", required=True, help="What was done.")
-@click.option("--file-modified", "files", multiple=True, metavar="PATH", help="A file changed (repeat).")
+@click.option("--note", "-n", help="A word on the review.")
 @common_options
 @relay_option
 @json_option
 @handle_errors
-def tasks_complete(
+def tasks_approve(
     task: str,
-    summary: str,
-    files: tuple[str, ...],
+    note: str | None,
     project_ref: str | None,
     instance_token: str | None,
     relay_url: str | None,
     as_json: bool,
 ) -> None:
-    """Mark TASK done with a summary (its instance, or the project's owner)."""
+    """Approve TASK in review: it is done, with the summary given for review (not by its own assignee)."""
+    _show(_on_task(project_ref, instance_token, relay_url, task, lambda a, p, t: a.approve_task(p, t, note)), as_json)
+
+
+@tasks.command("request-changes")
+@click.argument("task")
+@click.option("--reason", "-r", required=True, help="What to change.")
+@common_options
+@relay_option
+@json_option
+@handle_errors
+def tasks_request_changes(
+    task: str, reason: str, project_ref: str | None, instance_token: str | None, relay_url: str | None, as_json: bool
+) -> None:
+    """Send TASK in review back to its assignee (in progress) with what to change."""
     _show(
-        _on_task(
-            project_ref, instance_token, relay_url, task, lambda a, p, t: a.complete_task(p, t, summary, list(files))
-        ),
+        _on_task(project_ref, instance_token, relay_url, task, lambda a, p, t: a.request_changes(p, t, reason)),
         as_json,
     )
 

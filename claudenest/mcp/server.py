@@ -121,6 +121,28 @@ def build_server(config: McpConfig) -> MCPServer:
         task = (await api.call("POST", f"/tasks/{await api.task_id(task_id)}/complete", json=body))["task"]
         return f"completed {task_line(task)}"
 
+    @server.tool(
+        description="Ask another instance to review a task you hold: it moves to review with your summary and files."
+    )
+    async def task_request_review(task_id: str, summary: str, files_modified: list[str] | None = None) -> str:
+        body = {"summary": summary, "files_modified": files_modified or []}
+        task = (await api.call("POST", f"/tasks/{await api.task_id(task_id)}/review", json=body))["task"]
+        return f"in review {task_line(task)}"
+
+    @server.tool(
+        description="Decide the review of another instance's task: approve (it is done) or, with changes_needed, "
+        "send it back to its assignee saying what to change."
+    )
+    async def task_review(task_id: str, approve: bool, changes_needed: str = "") -> str:
+        tid = await api.task_id(task_id)
+        if approve:
+            task = (await api.call("POST", f"/tasks/{tid}/approve", json={"note": changes_needed or None}))["task"]
+            return f"approved {task_line(task)}"
+        if not changes_needed.strip():
+            return "say what to change in changes_needed, or approve"
+        task = (await api.call("POST", f"/tasks/{tid}/request-changes", json={"reason": changes_needed}))["task"]
+        return f"changes requested {task_line(task)}"
+
     @server.tool(description="Give a task you hold back to the queue (status pending) without finishing it.")
     async def task_release(task_id: str) -> str:
         return f"released {task_line((await api.call('POST', f'/tasks/{await api.task_id(task_id)}/release'))['task'])}"

@@ -1,10 +1,11 @@
 """Shared tasks: a dependency DAG that instances claim atomically.
 
-States: ``pending`` -(claim)-> ``in_progress`` -(complete)-> ``done``; ``in_progress``/``review`` -(release)->
-``pending``; ``pending``/``in_progress`` -(block)-> ``blocked`` -(unblock)-> ``in_progress`` (assignee still
-active) or ``pending``. A task is claimable when it is pending and every dependency is done. ``claim_next`` takes
-the highest priority (critical > high > medium > low), then oldest, claimable task. Every transition is decided
-inside one write transaction, so two racers never both win.
+States: ``pending`` -(claim)-> ``in_progress`` -(complete)-> ``done``; ``in_progress`` -(request review)->
+``review`` -(approve)-> ``done`` or -(request changes)-> ``in_progress``, the review decided by anyone but the
+assignee; ``in_progress``/``review`` -(release)-> ``pending``; ``pending``/``in_progress`` -(block)-> ``blocked``
+-(unblock)-> ``in_progress`` (assignee still active) or ``pending``. A task is claimable when it is pending and
+every dependency is done. ``claim_next`` takes the highest priority (critical > high > medium > low), then oldest,
+claimable task. Every transition is decided inside one write transaction, so two racers never both win.
 """
 
 from __future__ import annotations
@@ -221,6 +222,8 @@ class TaskQueries:
 
         def decide(db: SyncTransaction, activity: ActivityLog) -> dict[str, Any]:
             task = _get(db, project_id, task_id)
+            if task["status"] == "review" and actor.instance_id is not None:
+                raise Conflict("task is in review: another instance or the owner approves it or requests changes")
             if task["status"] not in ("in_progress", "review"):
                 raise Conflict(f"task is {task['status']}, not in_progress")
             _must_hold(db, task, actor)
@@ -230,16 +233,81 @@ class TaskQueries:
                 " completed_at = ?, updated_at = ? WHERE id = ? RETURNING *",
                 (summary, json.dumps(modified), now, now, task_id),
             )
-            if task["assigned_to"]:
-                db.execute(
-                    "UPDATE claude_instances SET tasks_completed = tasks_completed + 1,"
-                    " current_task_id = CASE WHEN current_task_id = ? THEN NULL ELSE current_task_id END WHERE id = ?",
-                    (task_id, task["assigned_to"]),
-                )
+            _credit(db, task)
             done = task_row(row)
             message = f"{actor.name} completed {task['title']!r}: {summary}"
             _log(activity, done, "task_completed", message, actor, summary=summary, files_modified=modified)
             return done
+
+        return await self._store.activity.transact(decide)
+
+    async def request_review(
+        self, project_id: str, task_id: str, actor: Actor, *, summary: str, files_modified: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """In progress -> review, with the summary and files the reviewer will judge (by the holder or the owner)."""
+        modified = _unique(files_modified)
+
+        def decide(db: SyncTransaction, activity: ActivityLog) -> dict[str, Any]:
+            task = _get(db, project_id, task_id)
+            if task["status"] != "in_progress":
+                raise Conflict(f"task is {task['status']}, not in_progress")
+            _must_hold(db, task, actor)
+            row = db.fetchone(
+                "UPDATE shared_tasks SET status = 'review', completion_summary = ?, files_modified = ?, updated_at = ?"
+                " WHERE id = ? RETURNING *",
+                (summary, json.dumps(modified), now_iso(), task_id),
+            )
+            _clear_current(db, task)  # free to claim other work while the review waits
+            ready = task_row(row)
+            message = f"{actor.name} asks for a review of {task['title']!r}: {summary}"
+            _log(activity, ready, "task_review_requested", message, actor, summary=summary, files_modified=modified)
+            return ready
+
+        return await self._store.activity.transact(decide)
+
+    async def approve(self, project_id: str, task_id: str, actor: Actor, note: str | None = None) -> dict[str, Any]:
+        """Review -> done with the summary given for review; by anyone of the project but the assignee."""
+
+        def decide(db: SyncTransaction, activity: ActivityLog) -> dict[str, Any]:
+            task = _get(db, project_id, task_id)
+            _must_review(db, task, actor)
+            now = now_iso()
+            row = db.fetchone(
+                "UPDATE shared_tasks SET status = 'done', completed_at = ?, updated_at = ? WHERE id = ? RETURNING *",
+                (now, now, task_id),
+            )
+            _credit(db, task)
+            done = task_row(row)
+            message = f"{actor.name} approved {task['title']!r}" + (f": {note}" if note else "")
+            _log(
+                activity,
+                done,
+                "task_completed",
+                message,
+                actor,
+                summary=done["completion_summary"],
+                files_modified=done["files_modified"],
+                reviewed_by=actor.name,
+                note=note,
+            )
+            return done
+
+        return await self._store.activity.transact(decide)
+
+    async def request_changes(self, project_id: str, task_id: str, actor: Actor, reason: str) -> dict[str, Any]:
+        """Review -> in progress, back to the same assignee, with what to change; by anyone but the assignee."""
+
+        def decide(db: SyncTransaction, activity: ActivityLog) -> dict[str, Any]:
+            task = _get(db, project_id, task_id)
+            _must_review(db, task, actor)
+            row = db.fetchone(
+                "UPDATE shared_tasks SET status = 'in_progress', updated_at = ? WHERE id = ? RETURNING *",
+                (now_iso(), task_id),
+            )
+            reopened = task_row(row)
+            message = f"{actor.name} asks for changes to {task['title']!r}: {reason}"
+            _log(activity, reopened, "task_changes_requested", message, actor, reason=reason)
+            return reopened
 
         return await self._store.activity.transact(decide)
 
@@ -317,6 +385,24 @@ def _must_hold(db: SyncTransaction, task: dict[str, Any], actor: Actor) -> None:
         return
     name = _holder_name(db, task["assigned_to"]) or "nobody"
     raise Conflict(f"task is {task['status']} (assigned to {name}), not assigned to {actor.name}")
+
+
+def _must_review(db: SyncTransaction, task: dict[str, Any], actor: Actor) -> None:
+    """A review is decided by the owner or another instance of the project, never by the task's own assignee."""
+    if task["status"] != "review":
+        raise Conflict(f"task is {task['status']}, not review")
+    if actor.instance_id is not None and actor.instance_id == task["assigned_to"]:
+        raise Conflict("the task's own assignee cannot decide its review: another instance or the owner does")
+
+
+def _credit(db: SyncTransaction, task: dict[str, Any]) -> None:
+    """The assignee finished a task: count it, and it is no longer the instance's current task."""
+    if task["assigned_to"]:
+        db.execute(
+            "UPDATE claude_instances SET tasks_completed = tasks_completed + 1,"
+            " current_task_id = CASE WHEN current_task_id = ? THEN NULL ELSE current_task_id END WHERE id = ?",
+            (task["id"], task["assigned_to"]),
+        )
 
 
 def _clear_current(db: SyncTransaction, task: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from tests.e2e.harness import Relay, User, add_user, timeout
 
 TOOLS = {
     "task_list", "task_claim_next", "task_claim", "task_complete", "task_release", "task_create",
+    "task_request_review", "task_review",
     "lock_acquire", "lock_release", "lock_check", "context_query", "context_add", "project_info",
     "project_context_set", "broadcast_message", "instance_status",
 }  # fmt: skip
@@ -110,6 +111,37 @@ def test_completing_a_task_feeds_context_and_recent_changes_and_compiles_within_
     assert "Coupons are validated" in roomy
 
 
+def test_a_review_goes_back_and_forth_between_instances_and_then_feeds_context(proj: Project) -> None:
+    author, author_token = proj.register("author")
+    _, reviewer_token = proj.register("reviewer")
+    task = proj.as_instance(author_token, "POST", "/tasks", json={"title": "Add dark mode"}).json()["task"]
+    path = f"/tasks/{task['id']}"
+    assert proj.as_instance(author_token, "POST", f"{path}/claim").status_code == 200
+    ask = {"summary": "Added a dark theme toggle.", "files_modified": ["ui/theme.css"]}
+    assert proj.as_instance(reviewer_token, "POST", f"{path}/review", json=ask).status_code == 409  # not its task
+    answer = proj.as_instance(author_token, "POST", f"{path}/review", json=ask)
+    assert answer.json()["task"]["status"] == "review"
+    own = proj.as_instance(author_token, "POST", f"{path}/approve", json={})
+    assert own.status_code == 409
+    assert "own assignee" in own.json()["detail"]
+    assert proj.as_instance(reviewer_token, "POST", f"{path}/request-changes", json={}).status_code == 422
+    back = proj.as_instance(reviewer_token, "POST", f"{path}/request-changes", json={"reason": "contrast too low"})
+    assert (back.json()["task"]["status"], back.json()["task"]["assigned_to"]) == ("in_progress", author["id"])
+    ask = {"summary": "Dark theme with AA contrast.", "files_modified": ["ui/theme.css"]}
+    proj.as_instance(author_token, "POST", f"{path}/review", json=ask)
+    done = proj.as_instance(reviewer_token, "POST", f"{path}/approve", json={"note": "good"}).json()["task"]
+    assert (done["status"], done["completion_summary"]) == ("done", "Dark theme with AA contrast.")
+    project = proj.user.api("GET", f"/api/projects/{proj.project['id']}").json()["project"]
+    assert "- Add dark mode: Dark theme with AA contrast." in project["recent_changes"]
+    chunks = proj.as_instance(reviewer_token, "GET", "/context", params={"type": "task_completion"}).json()["chunks"]
+    mine = [c for c in chunks if c["task_id"] == task["id"]]
+    assert len(mine) == 1
+    assert (mine[0]["instance_id"], mine[0]["files"]) == (author["id"], ["ui/theme.css"])
+    kinds = [a["kind"] for a in proj.user.api("GET", f"/api/projects/{proj.project['id']}/activity").json()["activity"]]
+    assert "task_changes_requested" in kinds
+    assert "task_review_requested" in kinds
+
+
 def test_an_instance_token_reaches_no_other_project_context(proj: Project) -> None:
     other = proj.user.api("POST", "/api/projects", json={"name": "other", "project_path": "/src/other"}).json()[
         "project"
@@ -169,6 +201,15 @@ async def test_mcp_server_lists_and_runs_every_tool_against_the_relay(proj: Proj
         )
         assert not error
         assert "completed" in text
+        text, _ = await call("task_create", title="Proofread the MCP docs")
+        review_ref = text.split()[1]  # "created <id> ..."
+        await call("task_claim", task_id=review_ref)
+        text, error = await call("task_request_review", task_id=review_ref, summary="Fixed typos.")
+        assert not error
+        assert "in review" in text
+        text, error = await call("task_review", task_id=review_ref, approve=True)
+        assert error  # its own assignee cannot approve it
+        assert "own assignee" in text
         text, error = await call("lock_acquire", path="src/app.py", reason="refactor")
         assert not error
         assert "fencing" in text

@@ -424,6 +424,15 @@ def test_cli_round_trip_for_projects_tasks_and_locks(coord: Coord) -> None:
     assert run("tasks", "release", second["id"][:8], "--json", token=bob.token)["task"]["status"] == "pending"
     renamed = run("tasks", "update", second["id"][:8], "-p", "cli", "--title", "2nd", "--no-dependencies", "--json")
     assert (renamed["task"]["title"], renamed["task"]["dependencies"]) == ("2nd", [])
+    run("tasks", "claim", second["id"][:8], token=bob.token)
+    ask = run("tasks", "review", second["id"][:8], "-s", "ready", "--file-modified", "b.py", "--json", token=bob.token)
+    assert ask["task"]["status"] == "review"
+    assert "own assignee" in run("tasks", "approve", second["id"][:8], token=bob.token, code=6).stderr
+    back = run("tasks", "request-changes", second["id"][:8], "-r", "add tests", "--json", token=alice.token)
+    assert (back["task"]["status"], back["task"]["assigned_to"]) == ("in_progress", bob.id)
+    run("tasks", "review", second["id"][:8], "-s", "ready, with tests", token=bob.token)
+    approved = run("tasks", "approve", second["id"][:8], "-p", "cli", "-n", "thanks", "--json")["task"]
+    assert (approved["status"], approved["completion_summary"]) == ("done", "ready, with tests")
 
     lock = run("locks", "acquire", "src/*.py", "--reason", "refactor", "--ttl", "600", "--json", token=alice.token)
     assert (lock["lock"]["path"], lock["lock"]["holder_name"]) == ("src/*.py", "alice")
@@ -436,7 +445,7 @@ def test_cli_round_trip_for_projects_tasks_and_locks(coord: Coord) -> None:
     assert run("locks", "release", "src/*.py", "--json", token=alice.token) == {"released": True}
     assert run("locks", "release", "src/*.py", "--json", token=alice.token) == {"released": False}
     shown = run("projects", "show", "cli", "--json")
-    assert (shown["tasks"], shown["instances"]["active"], shown["locks"]) == ({"done": 1, "pending": 1}, 2, 0)
+    assert (shown["tasks"], shown["instances"]["active"], shown["locks"]) == ({"done": 2}, 2, 0)
     assert "not-my-project" in run("tasks", "list", "-p", "not-my-project", token=alice.token, code=5).stderr
     run("projects", "delete", "cli", "--yes")
     assert run("projects", "show", "cli", code=5).returncode == 5

@@ -130,6 +130,45 @@ async def test_illegal_transitions_name_the_state(store: Store, project: dict[st
     assert (await store.tasks.claim(pid, task["id"], b))["status"] == "in_progress"
 
 
+async def test_review_is_decided_by_another_instance_or_the_owner(store: Store, project: dict[str, Any]) -> None:
+    a, b = await instance(store, project, "alice"), await instance(store, project, "bob")
+    pid = project["id"]
+    task = await store.tasks.create(pid, USER, title="t")
+    with pytest.raises(Conflict, match="task is pending, not in_progress"):
+        await store.tasks.request_review(pid, task["id"], actor(a), summary="x")
+    await store.tasks.claim(pid, task["id"], a)
+    with pytest.raises(Conflict, match="not assigned to bob"):
+        await store.tasks.request_review(pid, task["id"], actor(b), summary="x")
+    ready = await store.tasks.request_review(pid, task["id"], actor(a), summary="first try", files_modified=["a.py"])
+    assert (ready["status"], ready["assigned_to"], ready["completion_summary"]) == ("review", a["id"], "first try")
+    assert (await store.instances.get(pid, a["id"]))["current_task_id"] is None  # free for other work meanwhile
+    with pytest.raises(Conflict, match="own assignee cannot decide its review"):
+        await store.tasks.approve(pid, task["id"], actor(a))
+    with pytest.raises(Conflict, match="own assignee cannot decide its review"):
+        await store.tasks.request_changes(pid, task["id"], actor(a), "no")
+    with pytest.raises(Conflict, match="task is in review"):
+        await store.tasks.complete(pid, task["id"], actor(a), summary="sneaking past the review")
+    again = await store.tasks.request_changes(pid, task["id"], actor(b), "add a test")
+    assert (again["status"], again["assigned_to"]) == ("in_progress", a["id"])
+    with pytest.raises(Conflict, match="task is in_progress, not review"):
+        await store.tasks.approve(pid, task["id"], actor(b))
+    await store.tasks.request_review(pid, task["id"], actor(a), summary="with a test", files_modified=["t.py"])
+    done = await store.tasks.approve(pid, task["id"], actor(b), "looks right")
+    assert (done["status"], done["completion_summary"], done["files_modified"]) == ("done", "with a test", ["t.py"])
+    assert done["completed_at"] is not None
+    assert (await store.instances.get(pid, a["id"]))["tasks_completed"] == 1  # credit goes to the assignee
+    assert (await store.instances.get(pid, b["id"]))["tasks_completed"] == 0
+    history = await kinds(store, project)
+    assert history.count("task_review_requested") == 2
+    assert "task_changes_requested" in history
+    assert history[-1] == "task_completed"
+    # The owner (a user, not an instance) may decide a review too.
+    other = await store.tasks.create(pid, USER, title="u")
+    await store.tasks.claim(pid, other["id"], a)
+    await store.tasks.request_review(pid, other["id"], actor(a), summary="u done")
+    assert (await store.tasks.approve(pid, other["id"], USER))["status"] == "done"
+
+
 async def test_block_unblock_and_release(store: Store, project: dict[str, Any]) -> None:
     a = await instance(store, project, "a")
     pid = project["id"]

@@ -1,4 +1,4 @@
-"""A project's tasks: create, list, show, update; claim, claim-next, release, complete, block, unblock."""
+"""A project's tasks: create, list, show, update; claim, claim-next, release, complete, review, block, unblock."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from claudenest.relay.rag import updated_recent_changes
 from claudenest.relay.routes.deps import StoreDep
-from claudenest.relay.routes.project_auth import ProjectCallerDep
+from claudenest.relay.routes.project_auth import ProjectCaller, ProjectCallerDep
+from claudenest.store import Store
 
 router = APIRouter(tags=["tasks"])
 
@@ -43,6 +44,11 @@ class TaskComplete(BaseModel):
     model_config = ConfigDict(extra="forbid")
     summary: str = Field(min_length=1, max_length=100_000)
     files_modified: list[FilePath] = Field(default_factory=list, max_length=1000)
+
+
+class TaskApprove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(None, max_length=10_000)
 
 
 class TaskBlock(BaseModel):
@@ -109,12 +115,44 @@ async def complete_task(
     task = await store.tasks.complete(
         caller.project["id"], task_id, caller.actor, summary=body.summary, files_modified=body.files_modified
     )
+    await _record_completion(request, store, caller, task)
+    return {"task": task}
+
+
+@router.post("/api/projects/{project_id}/tasks/{task_id}/review")
+async def request_review(task_id: str, body: TaskComplete, caller: ProjectCallerDep, store: StoreDep) -> dict[str, Any]:
+    """In progress -> review, with the summary and files for the reviewer (the holder, or the project's owner)."""
+    task = await store.tasks.request_review(
+        caller.project["id"], task_id, caller.actor, summary=body.summary, files_modified=body.files_modified
+    )
+    return {"task": task}
+
+
+@router.post("/api/projects/{project_id}/tasks/{task_id}/approve")
+async def approve_task(
+    task_id: str, body: TaskApprove, caller: ProjectCallerDep, store: StoreDep, request: Request
+) -> dict[str, Any]:
+    """Review -> done, by the owner or another instance (never the assignee); recorded like a completion."""
+    task = await store.tasks.approve(caller.project["id"], task_id, caller.actor, body.note)
+    await _record_completion(request, store, caller, task)
+    return {"task": task}
+
+
+@router.post("/api/projects/{project_id}/tasks/{task_id}/request-changes")
+async def request_changes(task_id: str, body: TaskBlock, caller: ProjectCallerDep, store: StoreDep) -> dict[str, Any]:
+    """Review -> in progress for the same assignee, with what to change (the owner or another instance)."""
+    return {"task": await store.tasks.request_changes(caller.project["id"], task_id, caller.actor, body.reason)}
+
+
+async def _record_completion(request: Request, store: Store, caller: ProjectCaller, task: dict[str, Any]) -> None:
+    """A finished task's summary joins the shared context and the top of the project's recent changes."""
+    summary = task["completion_summary"]
     await request.app.state.context.add(
         caller.project["id"],
-        f"{task['title']}: {body.summary}",
+        f"{task['title']}: {summary}",
         type="task_completion",
-        files=body.files_modified,
-        instance_id=caller.instance["id"] if caller.instance else None,
+        files=task["files_modified"],
+        instance_id=task["assigned_to"],
         task_id=task["id"],
         importance=0.7,
     )
@@ -122,13 +160,12 @@ async def complete_task(
     await store.projects.update(
         caller.project["id"],
         lambda project: {
-            "recent_changes": updated_recent_changes(project.get("recent_changes"), task["title"], body.summary)
+            "recent_changes": updated_recent_changes(project.get("recent_changes"), task["title"], summary)
         },
         caller.actor,
     )
     # The line above is extractive; a configured LLM summarizer replaces it later, in the background.
-    request.app.state.context.upgrade_recent_change(caller.project["id"], task["title"], body.summary)
-    return {"task": task}
+    request.app.state.context.upgrade_recent_change(caller.project["id"], task["title"], summary)
 
 
 @router.post("/api/projects/{project_id}/tasks/{task_id}/block")
