@@ -27,6 +27,8 @@ KINDS = (
     "task_updated",
     "task_claimed",
     "task_released",
+    "task_review_requested",
+    "task_changes_requested",
     "task_completed",
     "task_blocked",
     "task_unblocked",

@@ -105,7 +105,8 @@ async def create_session(
 
 COLLABORATION_RULES = """You are one of several Claude Code instances on this project, coordinated by ClaudeNest.
 Use the claudenest MCP tools: claim a task (task_claim_next) before you start and complete it with a summary of
-what changed (task_complete), or release it if you stop. Edits take a file lock automatically; if an edit is
+what changed (task_complete; or task_request_review when another instance should check it first, and review
+others' work with task_review), or release it if you stop. Edits take a file lock automatically; if an edit is
 denied as locked by another instance, work on something else or ask with broadcast_message. Record decisions with
 context_add and look up what others did with context_query before re-reading large parts of the code."""
 
