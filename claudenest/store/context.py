@@ -146,6 +146,13 @@ class ContextQueries:
         # Chunks per project, counted once and then kept up to date by add/delete: one relay owns the file (the
         # store's lock), and a COUNT(*) over 100k rows would cost a millisecond on every keyword search.
         self._chunks_in: dict[str, int] = {}
+        self._all_chunks: int | None = None
+
+    async def all_chunks(self) -> int:
+        if self._all_chunks is None:
+            row = await self._store.read("SELECT COUNT(*) FROM context_chunks")
+            self._all_chunks = int(row[0][0])
+        return self._all_chunks
 
     async def chunks_in(self, project_id: str) -> int:
         if project_id not in self._chunks_in:
@@ -154,6 +161,8 @@ class ContextQueries:
         return self._chunks_in[project_id]
 
     def _counted(self, project_id: str, change: int) -> None:
+        if self._all_chunks is not None:
+            self._all_chunks += change
         if project_id in self._chunks_in:
             self._chunks_in[project_id] += change
 
@@ -265,7 +274,7 @@ class ContextQueries:
         """The FTS5 query for ``query`` in one project: its rarest terms, OR-ed, within the project's scope.
 
         Terms are quoted, so nothing a user types is FTS5 syntax. Terms found nowhere are dropped; so are terms in
-        more than COMMON_TERM_SHARE of the project's chunks while a rarer term remains (their IDF is low, and
+        more than COMMON_TERM_SHARE of this project's chunks while a rarer term remains (their IDF is low, and
         scoring every chunk they match is most of a query's time); at most MAX_QUERY_TERMS of the rarest are kept.
         """
         terms = list(dict.fromkeys(index_terms(query)))
@@ -278,9 +287,23 @@ class ContextQueries:
         found = sorted((t for t in terms if t in frequency), key=frequency.__getitem__)
         if not found or not project_chunks:
             return None
-        kept = [t for t in found if frequency[t] <= COMMON_TERM_SHARE * project_chunks] or found[:1]
+        common = int(COMMON_TERM_SHARE * project_chunks)
+        if project_chunks < await self.all_chunks():
+            # The vocabulary counts every project's chunks: a term common elsewhere may be rare here. Count it in
+            # this project, stopping as soon as it is common here too.
+            for term in (t for t in found if frequency[t] > common):
+                frequency[term] = await self._count_in_project(project_id, term, stop_at=common + 1)
+            found.sort(key=frequency.__getitem__)
+        kept = [t for t in found if frequency[t] <= common] or found[:1]
         words = " OR ".join(quote(t) for t in kept[:MAX_QUERY_TERMS])
         return f"scope : {quote(project_id.lower())} AND terms : ({words})"
+
+    async def _count_in_project(self, project_id: str, term: str, *, stop_at: int) -> int:
+        rows = await self._store.read(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM context_terms WHERE context_terms MATCH ? LIMIT ?)",
+            (f"scope : {quote(project_id.lower())} AND terms : {quote(term)}", stop_at),
+        )
+        return int(rows[0][0])
 
     async def keyword(self, flt: SearchFilter, query: str, limit: int) -> list[tuple[int, float]]:
         """(chunk n, bm25) best first; BM25 in SQLite is lower-is-better."""

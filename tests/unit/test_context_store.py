@@ -201,3 +201,18 @@ async def test_vector_weight_comes_from_the_embedder_or_the_config(tmp_path: Pat
                 ContextService(store, {"vector_weight": bad})
     finally:
         await store.close()
+
+
+async def test_a_word_common_in_another_project_is_still_searched_where_it_is_rare(service: ContextService) -> None:
+    for i in range(60):
+        await service.add("busy", f"Kubernetes note {i}: the cluster autoscaler ran.", type="note")
+    for i in range(20):
+        await service.add("calm", f"Quiet note {i} about release planning.", type="note")
+    await service.add("calm", "We deploy the staging stack to kubernetes with helm.", type="decision")
+    match = await service.store.context.match_expression("calm", "kubernetes helm")
+    assert match is not None
+    assert '"kubernet"' in match  # rare in this project, though common in 'busy'
+    assert '"helm"' in match
+    quiet_notes = await service.store.context.match_expression("calm", "quiet kubernetes")
+    assert quiet_notes is not None
+    assert '"quiet"' not in quiet_notes  # common in this project: left out while a rarer term remains
