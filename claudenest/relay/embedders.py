@@ -357,7 +357,7 @@ class OllamaEmbedder:
         except httpx.HTTPError as exc:
             raise EmbedderError(f"cannot reach ollama at {self.url}: {exc}") from exc
         if response.status_code != 200:
-            detail = _error_detail(response)
+            detail = ollama_error_detail(response)
             if response.status_code == 404 and "not found" in detail.lower():
                 raise ConfigError(f"ollama has no model {self.model!r} ({detail}); run `ollama pull {self.model}`")
             raise EmbedderError(f"ollama {endpoint} answered HTTP {response.status_code}: {detail}")
@@ -384,7 +384,7 @@ class OllamaEmbedder:
         return vectors
 
 
-def _error_detail(response: httpx.Response) -> str:
+def ollama_error_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:

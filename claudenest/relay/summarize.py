@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from claudenest.errors import ClaudenestError, ConfigError
-from claudenest.relay.embedders import DEFAULT_OLLAMA_URL, _error_detail
+from claudenest.relay.embedders import DEFAULT_OLLAMA_URL, ollama_error_detail
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class OllamaSummarizer:
             reason = str(exc) or type(exc).__name__
             raise SummarizerError(f"cannot reach ollama at {self.url}: {reason}", "unreachable") from exc
         if response.status_code != 200:
-            detail = _error_detail(response)
+            detail = ollama_error_detail(response)
             if response.status_code == 404 and "not found" in detail.lower():
                 raise SummarizerError(
                     f"ollama has no model {self.model!r} ({detail}); run `ollama pull {self.model}`", "no model"
