@@ -432,12 +432,23 @@ class ContextQueries:
         )
         if not rows:
             return 0
-        vectors = [struct.unpack(f"{DIM}f", r["embedding"]) for r in rows]
+
+        def prepare() -> tuple[list[tuple[int, str, str]], list[tuple[int, str, bytes]]]:
+            # Python work (terms, codes) in a worker thread: 512 chunks would hold the event loop ~0.1 s.
+            vectors = [struct.unpack(f"{DIM}f", r["embedding"]) for r in rows]
+            terms = [(r["n"], terms_text(r["content"], json.loads(r["files"])), r["project_id"]) for r in rows]
+            vecs = [(r["n"], shard(r["project_id"], r["n"]), c) for r, c in zip(rows, codes(vectors), strict=True)]
+            return terms, vecs
+
+        terms, vecs = await asyncio.to_thread(prepare)
+        ns = [(r["n"],) for r in rows]
         async with self._store.write() as db:
-            for row, code in zip(rows, codes(vectors), strict=True):
-                n, project_id = row["n"], row["project_id"]
-                await self._replace_index(db, n, project_id, row["content"], json.loads(row["files"]), code)
-                await db.execute("UPDATE context_chunks SET indexed = 1 WHERE n = ?", (n,))
+            # Idempotent: indexing a chunk again replaces its rows.
+            await db.executemany("DELETE FROM context_terms WHERE rowid = ?", ns)
+            await db.executemany("DELETE FROM context_codes WHERE rowid = ?", ns)
+            await db.executemany(_INSERT_TERMS, terms)
+            await db.executemany(_INSERT_CODE, vecs)
+            await db.executemany("UPDATE context_chunks SET indexed = 1 WHERE n = ?", ns)
         return len(rows)
 
     async def set_embedding(self, n: int, embedding: Sequence[float], embedder: str) -> None:
