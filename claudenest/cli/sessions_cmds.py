@@ -24,6 +24,7 @@ from claudenest.cli.common import (
     table,
     with_client,
 )
+from claudenest.cli.coordination_common import find_project
 from claudenest.cli.machines_cmds import find_machine
 from claudenest.client import RelayClient
 from claudenest.errors import ClaudenestError, NotFound
@@ -73,7 +74,14 @@ def sessions() -> None:
 
 @sessions.command("new")
 @click.option("--machine", help="Machine name or id (default: the only online machine).")
-@click.option("--cwd", default="~", show_default=True, help="Working directory on the machine.")
+@click.option("--cwd", help="Working directory on the machine (default: the project's path, else ~).")
+@click.option(
+    "--project",
+    "project_ref",
+    metavar="PROJECT",
+    help="Run Claude Code as an instance of this shared project (id, id prefix or name): the claudenest MCP "
+    "server, the edit-lock hook and the project's compiled context are wired in.",
+)
 @click.option("--command", "command", help="Run this command line instead of Claude Code, e.g. 'bash'.")
 @click.option("--headless", is_flag=True, help="Run `claude -p` with --prompt instead of an interactive session.")
 @click.option("--prompt", help="Prompt for a headless session.")
@@ -85,7 +93,8 @@ def sessions() -> None:
 @handle_errors
 def sessions_new(
     machine: str | None,
-    cwd: str,
+    cwd: str | None,
+    project_ref: str | None,
     command: str | None,
     headless: bool,
     prompt: str | None,
@@ -101,13 +110,17 @@ def sessions_new(
         raise click.BadParameter("is empty", param_hint="--command")
     if headless and not prompt:
         raise click.BadParameter("--headless needs --prompt", param_hint="--prompt")
+    if project_ref is not None and command is not None:
+        raise click.BadParameter("project sessions run Claude Code; leave out --command", param_hint="--project")
     size = shutil.get_terminal_size((120, 40)) if sys.stdout.isatty() else (120, 40)
 
     async def create(api: RelayClient) -> dict[str, Any]:
         target = await find_machine(api, machine)
+        project = await find_project(api, project_ref, as_instance=False) if project_ref is not None else None
         return await api.create_session(
             machine_id=target["id"],
-            cwd=cwd,
+            cwd=cwd or (project["project_path"] if project else "~"),
+            project_id=project["id"] if project else None,
             command=argv,
             mode="headless" if headless else "interactive",
             prompt=prompt,

@@ -285,11 +285,19 @@ def test_a_project_session_gets_an_instance_and_its_edits_take_file_locks(claude
         headers={"Authorization": f"Bearer {rival['token']}"},
     )
     assert held.status_code == 201
-    created = claude.user.api(
-        "POST",
-        "/api/sessions",
-        json={"machine_id": claude.agent.machine_id, "cwd": str(project_dir), "project_id": project["id"]},
-    ).json()["session"]
+    # Through the CLI, by project name, without --cwd: the session runs in the project's path.
+    created = json.loads(
+        claude.user.cli(
+            "sessions", "new", "--project", "lockdemo", "--machine", claude.agent.machine_id, "--json"
+        ).stdout
+    )["session"]
+    assert created["project_path"] == str(project_dir)
+    mixed = claude.user.cli("sessions", "new", "--project", "lockdemo", "--command", "bash", check=False)
+    assert mixed.returncode == 2
+    assert "project sessions run Claude Code" in mixed.stderr
+    unknown = claude.user.cli("sessions", "new", "--project", "no-such-project", check=False)
+    assert unknown.returncode == 5
+    assert "no project 'no-such-project'" in unknown.stderr
     sid = created["id"]
     claude.wait_status(sid, "idle")
     instances = claude.user.api("GET", f"/api/projects/{project['id']}/instances").json()["instances"]
