@@ -310,10 +310,19 @@ class ContextQueries:
         match = await self.match_expression(flt.project_id, query)
         if match is None:
             return []
+        if flt.types:
+            # Filtered in the same statement, so a rare type still fills the list (one chunk lookup per match).
+            sql, params = self._filtered(
+                "SELECT context_terms.rowid, bm25(context_terms, 1.0, 0.0) AS rank FROM context_terms"
+                " JOIN context_chunks ON context_chunks.n = context_terms.rowid WHERE context_terms MATCH ?",
+                flt,
+            )
+            rows = await self._store.read(sql + " ORDER BY rank LIMIT ?", (match, *params, limit))
+            return [(r[0], r[1]) for r in rows]
         rows = await self._store.read(
             "SELECT rowid, bm25(context_terms, 1.0, 0.0) AS rank FROM context_terms WHERE context_terms MATCH ?"
             " ORDER BY rank LIMIT ?",
-            (match, limit * 4 if flt.types or not flt.include_expired else limit),
+            (match, limit * 4 if not flt.include_expired else limit),  # room for the few expired ones
         )
         return await self._keep([(r[0], r[1]) for r in rows], flt, limit)
 
@@ -323,12 +332,7 @@ class ContextQueries:
         """(chunk n, cosine distance) best first: Hamming KNN on the codes per shard, then exact cosine."""
         blob = pack(embedding)
         if exact:  # the reference the codes are measured against (benchmarks), never the serving path
-            rows = await self._store.read(
-                "SELECT n, vec_distance_cosine(embedding, ?) AS d FROM context_chunks WHERE project_id = ?"
-                " ORDER BY d LIMIT ?",
-                (blob, flt.project_id, limit * 4),
-            )
-            return await self._keep([(r[0], r[1]) for r in rows], flt, limit)
+            return await self._exact(flt, blob, limit)
         (code,) = codes([embedding])
         # Two statements, not one with a subquery: run as one, the rescoring serialises concurrent searches (the
         # KNN half alone runs in parallel on the read connections; measured in docs/benchmarks.md).
@@ -345,6 +349,17 @@ class ContextQueries:
             f"SELECT n, vec_distance_cosine(embedding, ?) AS d FROM context_chunks WHERE n IN ({marks})", flt
         )
         rows = await self._store.read(sql + " ORDER BY d LIMIT ?", (blob, *(r[0] for r in candidates), *params, limit))
+        if flt.types and len(rows) < limit:
+            # The nearest codes hold too few chunks of the asked types: rank every chunk of those types exactly
+            # (a scan of the project's rows, paid only by filtered searches that come up short).
+            return await self._exact(flt, blob, limit)
+        return [(r[0], r[1]) for r in rows]
+
+    async def _exact(self, flt: SearchFilter, blob: bytes, limit: int) -> list[tuple[int, float]]:
+        sql, params = self._filtered(
+            "SELECT n, vec_distance_cosine(embedding, ?) AS d FROM context_chunks WHERE project_id = ?", flt
+        )
+        rows = await self._store.read(sql + " ORDER BY d LIMIT ?", (blob, flt.project_id, *params, limit))
         return [(r[0], r[1]) for r in rows]
 
     def _filtered(self, sql: str, flt: SearchFilter) -> tuple[str, list[Any]]:

@@ -216,3 +216,21 @@ async def test_a_word_common_in_another_project_is_still_searched_where_it_is_ra
     quiet_notes = await service.store.context.match_expression("calm", "quiet kubernetes")
     assert quiet_notes is not None
     assert '"quiet"' not in quiet_notes  # common in this project: left out while a rarer term remains
+
+
+async def test_a_rare_type_still_fills_the_results_of_a_filtered_search(service: ContextService) -> None:
+    notes = [f"Billing webhook retry note {i}: Stripe event {i * 7919 % 1000} is retried." for i in range(3000)]
+    vectors = await service.embed(notes)
+    items = [("note", text, [], v) for text, v in zip(notes, vectors, strict=True)]
+    await service.store.context.add_many("p1", items, embedder=service.embedder.name)
+    decisions = [
+        await service.add("p1", text, type="decision")
+        for text in ("We chose Postgres over MySQL.", "Uploads go to S3.", "Deploys happen on Tuesdays.")
+    ]
+    flt = SearchFilter(project_id="p1", types=["decision"])
+    (vector,) = await service.embed(["billing webhook retries for stripe events"])
+    found = await service.store.context.vector(flt, vector, 5)
+    decision_ns = {r[0] for r in await service.store.fetchall("SELECT n FROM context_chunks WHERE type = 'decision'")}
+    assert {n for n, _ in found} == decision_ns  # none of them is near the query, and yet all three come back
+    results = await service.query("p1", "billing webhook retries for stripe events", types=["decision"], limit=5)
+    assert {r.chunk["id"] for r in results} == {d["id"] for d in decisions}
