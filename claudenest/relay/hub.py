@@ -99,6 +99,9 @@ class Hub:
         self._stream_locks: dict[str, asyncio.Lock] = {}
         self.watchers: dict[str, set[Viewer]] = {}
         self.notifier: Notifier | None = None
+        # Sum of every stream's pending_bytes, kept as bytes come and go: checked after every agent frame, so it
+        # must not cost a walk over all streams.
+        self.unpersisted_bytes = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -159,6 +162,7 @@ class Hub:
         snapshot: list[tuple[SessionStream, int, list[tuple[int, bytes]]]] = []
         for stream in self.streams.values():
             if stream.pending:
+                self.unpersisted_bytes -= stream.pending_bytes
                 taken = stream.take_pending()
                 snapshot.append((stream, stream.end, taken))
                 batch.extend((stream.session_id, offset, data) for offset, data in taken)
@@ -168,7 +172,9 @@ class Hub:
             except BaseException:
                 for stream, _, taken in snapshot:  # put them back in front, so nothing is lost
                     stream.pending[:0] = taken
-                    stream.pending_bytes += sum(len(d) for _, d in taken)
+                    back = sum(len(d) for _, d in taken)
+                    stream.pending_bytes += back
+                    self.unpersisted_bytes += back
                 raise
             for stream, end, _ in snapshot:
                 stream.persisted = max(stream.persisted, end)
@@ -181,6 +187,7 @@ class Hub:
                 stream.exit_end = None
                 if not stream.attachments:
                     self.streams.pop(stream.session_id, None)
+                    self.unpersisted_bytes -= stream.pending_bytes  # none expected past the exit; keep the sum true
 
     # -- agents -------------------------------------------------------------------------------------------------
 
@@ -225,7 +232,8 @@ class Hub:
             del self.agents[agent.machine_id]
         await agent.outbox.stop()
 
-    async def agent_frame(self, agent: AgentPeer, frame: Frame) -> None:
+    async def agent_frame(self, agent: AgentPeer, frame: Frame, raw: bytes | None = None) -> None:
+        """``raw`` is the frame as it arrived (its encoding): forwarded to viewers as is when nothing is trimmed."""
         if frame.kind is not FrameKind.OUTPUT:
             agent.outbox.put(Error(code="bad_frame", message="agents send only output frames"))
             return
@@ -238,21 +246,24 @@ class Hub:
         if stream is None or stream.machine_id != agent.machine_id:
             agent.outbox.put(Error(code="unknown_session", message="no such session", session_id=frame.session_id))
             return
-        self._ingest(stream, frame.offset, frame.payload)
+        self._ingest(stream, frame.offset, frame.payload, raw)
 
     def unpersisted(self) -> int:
-        return sum(stream.pending_bytes for stream in self.streams.values())
+        return self.unpersisted_bytes
 
     async def persistence_backpressure(self) -> None:
         """Wait (not reading from the agent) while more output waits for the store than we are willing to hold."""
-        while self.unpersisted() > MAX_UNPERSISTED:
+        while self.unpersisted_bytes > MAX_UNPERSISTED:
             self._flushed.clear()
             self._flush_now.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flushed.wait(), 1.0)
 
-    def _ingest(self, stream: SessionStream, offset: int, data: bytes) -> None:
+    def _ingest(self, stream: SessionStream, offset: int, data: bytes, raw: bytes | None = None) -> None:
         start, fresh, gap_from = stream.accept(offset, data)
+        self.unpersisted_bytes += len(fresh)
+        # The agent's frame says exactly (session, start, fresh) only if nothing was trimmed as a duplicate.
+        frame = raw if start == offset and len(fresh) == len(data) else None
         if gap_from is not None:
             log.warning(
                 "session %s: bytes %d-%d were lost before reaching the relay",
@@ -264,7 +275,7 @@ class Hub:
                 self._send_gap(stream, attachment, gap_from, offset)
         if fresh:
             for attachment in list(stream.attachments.values()):
-                self._deliver(stream, attachment, start, fresh)
+                self._deliver(stream, attachment, start, fresh, frame)
         if stream.pending_bytes >= FLUSH_BYTES:
             self._flush_now.set()
 
@@ -559,13 +570,16 @@ class Hub:
             raise Conflict("attach to the session first")
         return attachment
 
-    def _deliver(self, stream: SessionStream, attachment: Attachment, start: int, data: bytes) -> None:
+    def _deliver(
+        self, stream: SessionStream, attachment: Attachment, start: int, data: bytes, frame: bytes | None = None
+    ) -> None:
         end = start + len(data)
         if end <= attachment.next_offset:
             return  # the viewer already has these bytes (it attached from a later offset)
         if start < attachment.next_offset:
             data = data[attachment.next_offset - start :]
             start = attachment.next_offset
+            frame = None  # no longer what the agent's frame says
         outbox = attachment.viewer.outbox
         if outbox.queued_bytes + len(data) > self.settings.viewer_queue_bytes:
             # Too far behind: drop its backlog and send a gap marker plus a bounded tail instead.
@@ -576,7 +590,7 @@ class Hub:
             outbox.put(Output(stream.session_id, tail_start, stream.from_ring(tail_start)))
             attachment.next_offset = stream.end
             return
-        outbox.put(Output(stream.session_id, start, data))
+        outbox.put(Output(stream.session_id, start, data, frame))
         attachment.next_offset = end
 
     def _send_gap(self, stream: SessionStream, attachment: Attachment, from_offset: int, to_offset: int) -> None:

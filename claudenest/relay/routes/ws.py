@@ -117,7 +117,7 @@ async def agent_socket(websocket: WebSocket) -> None:
         while (data := await _receive(websocket)) is not None:
             try:
                 if isinstance(data, bytes):
-                    await hub.agent_frame(agent, decode_frame(data))
+                    await hub.agent_frame(agent, decode_frame(data), data)
                     await hub.persistence_backpressure()
                 else:
                     await hub.agent_message(agent, decode_message(data))
