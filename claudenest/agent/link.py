@@ -4,10 +4,6 @@ Output is sent straight from each session's ring (no second buffer): ``sent[sess
 After a (re)connect no session is sent until the relay's ``resume`` names the offset it has, so nothing is
 doubled and nothing skipped. While the relay is behind by more than the high-water mark, the PTY is not read,
 so a flood cannot grow memory; the program simply blocks on its own writes until the link drains.
-
-Output read while the link is idle (the sender task parked, nothing in flight) is sent at once from the PTY
-reader's callback, so a keystroke's echo leaves in the event-loop turn that read it rather than one turn later
-after waking the sender. Input frames are written to the PTY as soon as they are received.
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ from dataclasses import dataclass
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
-from websockets.protocol import State
 
 from claudenest import __version__
 from claudenest.agent.sessions import LocalSession, SessionRegistry
@@ -50,7 +45,6 @@ from claudenest.protocol import (
     encode_frame,
     encode_message,
 )
-from claudenest.relay.outbox import start_now  # pure asyncio helper (no relay code runs in the agent)
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +91,6 @@ class RelayLink:
         self.relay_has: dict[str, int] = {}  # the relay's last known end, kept across reconnects
         self._control: deque[Pending] = deque()
         self._wake = asyncio.Event()
-        self._sender_parked = False  # the sender waits for work: it is not in the middle of a send
-        self._in_flight: asyncio.Task[None] | None = None  # a direct send that had to wait for the socket
         self._ws: ClientConnection | None = None
         self.machine_id: str | None = None
         self.state = "starting"
@@ -111,39 +103,6 @@ class RelayLink:
 
     def output_ready(self, session: LocalSession) -> None:
         self._check_pressure(session)
-        ws = self._ws
-        # Send right here only when that cannot overtake anything: the sender is parked with no wake-up pending
-        # (so every sendable control message is out) and no earlier direct send is still going. OPEN: a closing
-        # connection's send waits with a timeout, which must run in a task of its own.
-        if (
-            ws is not None
-            and self._sender_parked
-            and not self._wake.is_set()
-            and self._in_flight is None
-            and ws.state is State.OPEN
-        ):
-            self._send_now(ws, session)
-        else:
-            self._wake.set()
-
-    def _send_now(self, ws: ClientConnection, session: LocalSession) -> None:
-        try:
-            rest = start_now(self._send_output(ws, session))
-        except Exception as exc:  # the receive loop sees the connection go and reconnects
-            log.debug("direct send failed: %s", exc)
-            return
-        if rest is not None:
-            # The socket's buffer is full: the send finishes in the background and the sender waits for it.
-            self._in_flight = rest
-            rest.add_done_callback(self._landed)
-        elif self._control or self.sent.get(session.session_id, session.ring.end) < session.ring.end:
-            self._wake.set()  # more than one chunk, or an exit notice that waited for these bytes
-
-    def _landed(self, task: asyncio.Task[None]) -> None:
-        if self._in_flight is task:
-            self._in_flight = None
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("direct send failed: %s", task.exception())
         self._wake.set()
 
     def session_ended(self, session: LocalSession) -> None:
@@ -251,8 +210,6 @@ class RelayLink:
                     log.warning("ignored a bad message from the relay: %s", exc)
         finally:
             sender.cancel()
-            if self._in_flight is not None:
-                self._in_flight.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await sender
         if ws.close_code in FATAL_CLOSE:
@@ -307,14 +264,8 @@ class RelayLink:
 
     async def _sender(self, ws: ClientConnection) -> None:
         while True:
-            self._sender_parked = True
-            try:
-                await self._wake.wait()
-            finally:
-                self._sender_parked = False
+            await self._wake.wait()
             self._wake.clear()
-            if self._in_flight is not None:
-                await asyncio.wait([self._in_flight])  # a direct send goes first: output stays in order
             busy = True
             while busy:
                 busy = await self._send_control(ws)
@@ -334,7 +285,6 @@ class RelayLink:
         return sent_any
 
     async def _send_output(self, ws: ClientConnection, session: LocalSession) -> bool:
-        """One chunk (at most CHUNK bytes) of the session's unsent output, if it has any."""
         offset = self.sent.get(session.session_id)
         if offset is None or offset >= session.ring.end:
             return False

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from claudenest import protocol as p
 from claudenest.config import RelaySettings
 from claudenest.relay.hub import Hub, Viewer
-from claudenest.relay.outbox import COALESCE_LIMIT, Outbox, Output, start_now
+from claudenest.relay.outbox import COALESCE_LIMIT, Outbox, Output
 from claudenest.relay.streams import Attachment, SessionStream
 
 
@@ -277,64 +277,13 @@ async def test_stop_sets_closed(peer_box: tuple[Peer, Outbox]) -> None:
     assert box.closed.is_set()
 
 
-# -- fast paths: direct sends when idle, the agent's frame forwarded unchanged ---------------------
+# -- the agent's frame forwarded unchanged ------------------------------------------------------------
 
 
 async def parked(box: Outbox) -> None:
     """Let the writer task reach its wait for items."""
     for _ in range(3):
         await asyncio.sleep(0)
-
-
-async def test_an_idle_outbox_sends_at_once_in_the_callers_turn(peer_box: tuple[Peer, Outbox]) -> None:
-    peer, box = peer_box
-    box.start()
-    await parked(box)
-    box.put(Output(S1, 0, b"a"))
-    assert peer.sent == [out(S1, 0, b"a")]  # no await in between: no writer turn was needed
-    box.put(p.Kill(session_id=S1))
-    assert peer.sent == [out(S1, 0, b"a"), p.Kill(session_id=S1)]
-    assert box.queued_bytes == 0
-
-
-async def test_a_direct_send_that_waits_keeps_order_and_never_blocks_the_caller(
-    peer_box: tuple[Peer, Outbox],
-) -> None:
-    peer, box = peer_box
-    peer.gate = asyncio.Event()
-    box.start()
-    await parked(box)
-    box.put(Output(S1, 0, b"first"))  # the peer is stalled: this send waits in the background
-    for i, chunk in enumerate((b"a", b"b", b"c")):
-        box.put(Output(S1, 5 + i, chunk))  # returns at once; queued behind "first"
-    box.put(p.Kill(session_id=S1))
-    assert peer.sent == []
-    assert box.queued_bytes == 3
-    await asyncio.sleep(0.01)
-    assert peer.sent == []  # nothing overtook the waiting send
-    peer.gate.set()
-    await peer.until(3)
-    await asyncio.sleep(0.01)
-    assert peer.sent == [out(S1, 0, b"first"), out(S1, 5, b"abc"), p.Kill(session_id=S1)]
-    assert box.queued_bytes == 0
-    box.put(Output(S1, 8, b"d"))  # idle again: straight out
-    assert peer.sent[-1] == out(S1, 8, b"d")
-
-
-async def test_a_stalled_outbox_still_bounds_and_drops_its_queue(peer_box: tuple[Peer, Outbox]) -> None:
-    peer, box = peer_box
-    peer.gate = asyncio.Event()
-    box.start()
-    await parked(box)
-    box.put(Output(S1, 0, b"held"))
-    box.put(Output(S1, 4, b"x" * 100))
-    assert box.queued_bytes == 100
-    assert box.drop_output(S1) == 4
-    assert box.queued_bytes == 0
-    peer.gate.set()
-    await peer.until(1)
-    await asyncio.sleep(0.01)
-    assert peer.sent == [out(S1, 0, b"held")]
 
 
 async def test_the_agents_frame_is_forwarded_as_is(peer_box: tuple[Peer, Outbox]) -> None:
@@ -351,76 +300,8 @@ async def test_the_agents_frame_is_forwarded_as_is(peer_box: tuple[Peer, Outbox]
     box.start()
     await parked(box)
     box.put(Output(S1, 3, b"xyz", raw))
+    await peer.until(1)
     assert seen[0] is raw
-
-
-async def test_a_direct_send_that_fails_closes_the_outbox(peer_box: tuple[Peer, Outbox]) -> None:
-    peer, box = peer_box
-    box.start()
-    await parked(box)
-    peer.fail = True
-    box.put(Output(S1, 0, b"x"))
-    assert box.closed.is_set()
-    box.put(Output(S1, 1, b"y"))  # kept (bounded by the hub) until the reader notices and stops the outbox
-    await asyncio.sleep(0.01)
-    assert peer.sent == []
-
-
-async def test_a_direct_send_that_fails_after_waiting_closes_the_outbox(peer_box: tuple[Peer, Outbox]) -> None:
-    peer, box = peer_box
-    peer.gate = asyncio.Event()
-    box.start()
-    await parked(box)
-    box.put(Output(S1, 0, b"x"))
-    peer.fail = True
-    box.put(Output(S1, 1, b"y"))
-    peer.gate.set()  # "x" goes out, then "y" fails in the writer
-    await asyncio.wait_for(box.closed.wait(), 5)
-    assert peer.sent == [out(S1, 0, b"x")]
-
-
-async def test_start_now_finishes_here_or_hands_the_rest_to_a_task() -> None:
-    log: list[str] = []
-
-    async def quick() -> None:
-        log.append("quick")
-
-    assert start_now(quick()) is None
-    assert log == ["quick"]
-
-    gate = asyncio.Event()
-
-    async def slow() -> None:
-        log.append("slow started")
-        await gate.wait()
-        await asyncio.sleep(0)  # a bare yield is passed on too
-        log.append("slow done")
-
-    rest = start_now(slow())
-    assert rest is not None
-    assert log[-1] == "slow started"
-    gate.set()
-    await asyncio.wait_for(rest, 5)
-    assert log[-1] == "slow done"
-
-    async def fails_at_once() -> None:
-        raise ConnectionError("gone")
-
-    with pytest.raises(ConnectionError):
-        start_now(fails_at_once())
-
-    async def stuck() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            log.append("stuck cleaned up")
-
-    rest = start_now(stuck())
-    assert rest is not None
-    rest.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await rest
-    assert log[-1] == "stuck cleaned up"
 
 
 # -- the hub: forwarding unchanged vs trimming, and the running unpersisted total ------------------
@@ -452,9 +333,11 @@ async def test_hub_forwards_the_agents_frame_unless_it_trims() -> None:
     try:
         raw = p.encode_frame(out(S1, 0, b"abc"))
         hub._ingest(s, 0, b"abc", raw)
+        await peer.until(1)
         assert seen[-1] is raw
         overlapping = p.encode_frame(out(S1, 1, b"bcdef"))  # a re-send: only "def" is new
         hub._ingest(s, 1, b"bcdef", overlapping)
+        await peer.until(2)
         assert seen[-1] == p.encode_frame(out(S1, 3, b"def"))
         assert peer.sent == [out(S1, 0, b"abc"), out(S1, 3, b"def")]
         assert hub.unpersisted() == 6 == s.pending_bytes
@@ -489,22 +372,3 @@ async def test_hub_running_unpersisted_total_follows_flushes() -> None:
     await hub.flush()
     assert hub.unpersisted() == 0 == s.pending_bytes
     assert Store.sessions.batches == [[(S1, 0, b"abcd"), (S1, 4, b"ef")]]
-
-
-async def test_hub_cuts_a_stalled_direct_send_viewer_over_to_a_gap() -> None:
-    """A viewer whose socket stopped taking bytes never stalls ingest; past its queue bound it gets a gap."""
-    hub, s, peer, box = hub_with_viewer(queue_bytes=8, replay=4)
-    peer.gate = asyncio.Event()
-    box.start()
-    await parked(box)
-    try:
-        hub._ingest(s, 0, b"a")  # direct send, now waiting on the stalled peer
-        for i in range(1, 12):
-            hub._ingest(s, i, bytes([97 + i]))  # each returns at once; at 9 bytes queued the viewer is cut over
-        assert box.queued_bytes == 6
-        peer.gate.set()
-        await peer.until(3)
-        await asyncio.sleep(0.01)
-        assert peer.sent == [out(S1, 0, b"a"), p.Gap(session_id=S1, from_offset=1, to_offset=6), out(S1, 6, b"ghijkl")]
-    finally:
-        await box.stop()
