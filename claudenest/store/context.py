@@ -456,8 +456,18 @@ class ContextQueries:
             return terms, vecs
 
         terms, vecs = await asyncio.to_thread(prepare)
-        ns = [(r["n"],) for r in rows]
         async with self._store.write() as db:
+            # Only chunks still waiting: one re-embedded meanwhile (set_embedding) has newer rows than ours.
+            marks = ",".join("?" * len(rows))
+            waiting = {
+                r[0]
+                for r in await db.fetchall(
+                    f"SELECT n FROM context_chunks WHERE indexed = 0 AND n IN ({marks})", [r["n"] for r in rows]
+                )
+            }
+            terms = [t for t in terms if t[0] in waiting]
+            vecs = [v for v in vecs if v[0] in waiting]
+            ns = [(n,) for n in waiting]
             # Idempotent: indexing a chunk again replaces its rows.
             await db.executemany("DELETE FROM context_terms WHERE rowid = ?", ns)
             await db.executemany("DELETE FROM context_codes WHERE rowid = ?", ns)
