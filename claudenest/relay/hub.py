@@ -1,8 +1,9 @@
 """Fan-out between agents and viewers. No HTTP in here.
 
 Policy (docs/protocol.md): every byte an agent sends is kept in order by offset; a viewer gets bytes from the
-offset it asks for, never an unbounded replay; the slowest viewer never stalls the session or other viewers
-(its queue is bounded in bytes; past that it is cut over to a gap marker and a bounded tail).
+offset it asks for, never an unbounded replay; the slowest viewer never stalls the session or other viewers for
+longer than a bounded grace period (its queue is bounded in bytes; a viewer that stays behind past the grace, or
+overflows its queue, is cut over to a gap marker and a bounded tail).
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ FLUSH_BYTES = 256 << 10
 # Unpersisted output across all sessions above which the relay stops reading from agents until the store
 # catches up; TCP then pushes back to the agent, which stops reading its PTYs. Memory stays bounded.
 MAX_UNPERSISTED = 16 << 20
+# Viewer backpressure (Hub.viewer_backpressure, docs/protocol.md "Flow control"): after an output frame, when a
+# viewer of that session has more than half its queue (relay.viewer_queue_bytes) waiting, the relay stops reading
+# that agent until the viewer's queue is down to a quarter, so TCP slows the agent and the agent stops reading the
+# PTY: the program blocks instead of bytes being dropped. Never longer than VIEWER_GRACE seconds per episode; a
+# viewer still behind then is cut over to a gap (as on overflow) and gets no new grace until it has caught up.
+VIEWER_GRACE = 2.0
 
 
 @dataclass
@@ -84,6 +91,10 @@ class Viewer:
     user_id: str
     outbox: Outbox
     sessions: set[str] = field(default_factory=set)
+    # Set when the viewer's grace ran out and it was cut over: the outbox's ``emptied`` count at that moment. Until
+    # the writer has emptied the queue once since (the viewer caught up), nobody waits for this viewer again, so a
+    # stalled viewer costs the producer one grace period, not one per refill of its queue.
+    lagging_since: int | None = None
 
 
 class Hub:
@@ -102,6 +113,7 @@ class Hub:
         # Sum of every stream's pending_bytes, kept as bytes come and go: checked after every agent frame, so it
         # must not cost a walk over all streams.
         self.unpersisted_bytes = 0
+        self.viewer_grace = VIEWER_GRACE
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -258,6 +270,65 @@ class Hub:
             self._flush_now.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flushed.wait(), 1.0)
+
+    def viewer_low_water(self) -> int:
+        """A viewer waited for is released once its queue is down to this (see VIEWER_GRACE)."""
+        return self.settings.viewer_queue_bytes // 4
+
+    def _waits_for(self, viewer: Viewer) -> bool:
+        """Whether the producer should wait for this viewer: more than half its queue waiting, and not lagging."""
+        outbox = viewer.outbox
+        if outbox.queued_bytes <= self.settings.viewer_queue_bytes // 2 or outbox.closed.is_set():
+            return False
+        if viewer.lagging_since is not None:
+            if outbox.emptied == viewer.lagging_since:
+                return False  # cut over after its grace and not caught up since: today's overflow rule applies
+            viewer.lagging_since = None
+        return True
+
+    async def viewer_backpressure(self, session_id: str) -> None:
+        """After an agent frame: wait (not reading that agent) while a viewer of the session is far behind.
+
+        Bounded: at most ``viewer_grace`` seconds per episode, over all the viewers waited for; a viewer that is
+        still above the low-water mark then is cut over to a gap and the wait ends. A viewer that detaches or
+        closes ends its part of the wait at once. Other sessions of the same agent wait too (one socket): that
+        head-of-line pause is bounded by the same grace.
+        """
+        stream = self.streams.get(session_id)
+        if stream is None:
+            return
+        behind = [a for a in stream.attachments.values() if self._waits_for(a.viewer)]
+        if not behind:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.viewer_grace
+        low = self.viewer_low_water()
+
+        def waiting(attachment: Attachment) -> bool:
+            outbox = attachment.viewer.outbox
+            return (
+                outbox.queued_bytes > low
+                and not outbox.closed.is_set()
+                and stream.attachments.get(id(attachment.viewer)) is attachment
+            )
+
+        for attachment in behind:
+            outbox = attachment.viewer.outbox
+            while waiting(attachment) and (remaining := deadline - loop.time()) > 0:
+                outbox.drained.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(outbox.drained.wait(), remaining)
+        for attachment in behind:
+            if waiting(attachment):
+                log.info(
+                    "session %s: viewer %s still %d bytes behind after %.1f s; cut over to a gap",
+                    stream.session_id,
+                    attachment.viewer.outbox.name,
+                    attachment.viewer.outbox.queued_bytes,
+                    self.viewer_grace,
+                )
+                self._cut_over(stream, attachment)
+                attachment.viewer.lagging_since = attachment.viewer.outbox.emptied
 
     def _ingest(self, stream: SessionStream, offset: int, data: bytes, raw: bytes | None = None) -> None:
         start, fresh, gap_from = stream.accept(offset, data)
@@ -547,6 +618,7 @@ class Hub:
             stream.attachments.pop(id(viewer), None)
             self._drop_if_done(stream)
         viewer.sessions.discard(session_id)
+        viewer.outbox.drained.set()  # wakes a producer waiting on this viewer: it re-checks and stops waiting
 
     def _drop_if_done(self, stream: SessionStream) -> None:
         """An ended, fully persisted stream nobody watches needs no memory: the log has it all."""
@@ -582,16 +654,22 @@ class Hub:
             frame = None  # no longer what the agent's frame says
         outbox = attachment.viewer.outbox
         if outbox.queued_bytes + len(data) > self.settings.viewer_queue_bytes:
-            # Too far behind: drop its backlog and send a gap marker plus a bounded tail instead.
-            dropped_from = outbox.drop_output(stream.session_id)
-            behind = dropped_from if dropped_from is not None else start
-            tail_start = max(stream.ring_start, stream.end - self.settings.replay_limit_bytes)
-            self._send_gap(stream, attachment, behind, tail_start)
-            outbox.put(Output(stream.session_id, tail_start, stream.from_ring(tail_start)))
-            attachment.next_offset = stream.end
+            self._cut_over(stream, attachment)
             return
         outbox.put(Output(stream.session_id, start, data, frame))
         attachment.next_offset = end
+
+    def _cut_over(self, stream: SessionStream, attachment: Attachment) -> None:
+        """Too far behind: drop its backlog of this session and send a gap marker plus a bounded tail instead."""
+        outbox = attachment.viewer.outbox
+        dropped_from = outbox.drop_output(stream.session_id)
+        behind = dropped_from if dropped_from is not None else attachment.next_offset
+        # Never resend what it already has: the tail starts no earlier than the first byte it was about to miss.
+        tail_start = max(behind, stream.ring_start, stream.end - self.settings.replay_limit_bytes)
+        self._send_gap(stream, attachment, behind, tail_start)
+        if tail_start < stream.end:
+            outbox.put(Output(stream.session_id, tail_start, stream.from_ring(tail_start)))
+        attachment.next_offset = stream.end
 
     def _send_gap(self, stream: SessionStream, attachment: Attachment, from_offset: int, to_offset: int) -> None:
         if to_offset > from_offset:

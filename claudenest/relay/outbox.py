@@ -38,6 +38,7 @@ class Outbox:
         name: str,
         send_text: Callable[[str], Awaitable[None]],
         send_bytes: Callable[[bytes], Awaitable[None]],
+        low_water: int = 0,
     ) -> None:
         self.name = name
         self._send_text = send_text
@@ -47,6 +48,14 @@ class Outbox:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
+        # For a producer waiting on this peer (Hub.viewer_backpressure): set when the queue falls to ``low_water``
+        # or below, or the outbox closes; nudged by the hub when the peer detaches. Waiters clear it before each
+        # wait and re-check, so a nudge meant for another waiter costs one re-check, never a busy loop.
+        self.low_water = low_water
+        self.drained = asyncio.Event()
+        # How many times the writer found the queue empty (it had sent everything it was given): a peer that was
+        # cut over to a gap counts as caught up again only once this moves (Hub.viewer_backpressure).
+        self.emptied = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
@@ -57,6 +66,7 @@ class Outbox:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         self.closed.set()
+        self.drained.set()
 
     def put(self, item: Item) -> None:
         self.items.append(item)
@@ -81,12 +91,18 @@ class Outbox:
                 continue
             first = start if first is None else min(first, start)
         self.items = kept
+        self._check_drained()
         return first
+
+    def _check_drained(self) -> None:
+        if self.queued_bytes <= self.low_water:
+            self.drained.set()
 
     async def _run(self) -> None:
         try:
             while True:
                 if not self.items:
+                    self.emptied += 1
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -94,6 +110,8 @@ class Outbox:
                 self.queued_bytes -= _size(item)
                 if isinstance(item, Output):
                     item = self._coalesce(item)
+                self._check_drained()
+                if isinstance(item, Output):
                     await self._send_bytes(
                         item.frame
                         if item.frame is not None
@@ -109,6 +127,7 @@ class Outbox:
             log.debug("outbox %s stopped: %s", self.name, exc)
         finally:
             self.closed.set()
+            self.drained.set()
 
     def _coalesce(self, first: Output) -> Output:
         data = first.data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 
 import pytest
@@ -313,8 +314,10 @@ def hub_with_viewer(*, queue_bytes: int = 1 << 20, replay: int = 1024) -> tuple[
     s = SessionStream(session_id=S1, machine_id="m", user_id="u", end=0, persisted=0, ring_limit=1024)
     hub.streams[S1] = s
     peer = Peer()
-    box = Outbox("viewer", peer.send_text, peer.send_bytes)
-    s.attachments[1] = Attachment(viewer=Viewer(user_id="u", outbox=box), read_only=False, next_offset=0)
+    box = Outbox("viewer", peer.send_text, peer.send_bytes, low_water=hub.viewer_low_water())
+    viewer = Viewer(user_id="u", outbox=box)
+    viewer.sessions.add(S1)
+    s.attachments[id(viewer)] = Attachment(viewer=viewer, read_only=False, next_offset=0)
     return hub, s, peer, box
 
 
@@ -372,3 +375,120 @@ async def test_hub_running_unpersisted_total_follows_flushes() -> None:
     await hub.flush()
     assert hub.unpersisted() == 0 == s.pending_bytes
     assert Store.sessions.batches == [[(S1, 0, b"abcd"), (S1, 4, b"ef")]]
+
+
+# Viewer backpressure: queue 4096 bytes, so the relay waits above 2048 queued and releases at 1024.
+
+
+async def behind_viewer(grace: float) -> tuple[Hub, SessionStream, Peer, Outbox, bytes]:
+    """A viewer whose writer is stuck sending the first 500 bytes while 3500 more wait in its queue."""
+    hub, s, peer, box = hub_with_viewer(queue_bytes=4096)
+    hub.viewer_grace = grace
+    peer.gate = asyncio.Event()
+    box.start()
+    data = bytes(range(256)) * 16
+    hub._ingest(s, 0, data[:500])
+    await parked(box)
+    for offset in range(500, 4000, 500):
+        hub._ingest(s, offset, data[offset : offset + 500])
+    assert box.queued_bytes == 3500
+    return hub, s, peer, box, data[:4000]
+
+
+def received(peer: Peer) -> tuple[bytes, list[p.Gap]]:
+    """The output bytes the viewer got, checked to be contiguous except where a gap marker says otherwise."""
+    got = bytearray()
+    at = 0
+    for item in peer.sent:
+        if isinstance(item, p.Gap):
+            assert item.from_offset == at
+            at = item.to_offset
+        elif isinstance(item, p.Frame):
+            assert item.offset == at
+            got += item.payload
+            at += len(item.payload)
+    return bytes(got), [m for m in peer.sent if isinstance(m, p.Gap)]
+
+
+async def test_a_slow_viewer_within_the_grace_gets_every_byte() -> None:
+    hub, s, peer, box, data = await behind_viewer(grace=5)
+    try:
+        waiting = asyncio.create_task(hub.viewer_backpressure(S1))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # the relay is not reading the agent while the viewer is behind
+        assert peer.gate is not None
+        peer.gate.set()
+        await asyncio.wait_for(waiting, 1)
+        await peer.until(2)
+        got, gaps = received(peer)
+        assert (got, gaps) == (data, [])
+        assert box.items == deque()
+    finally:
+        await box.stop()
+
+
+async def test_a_stalled_viewer_past_the_grace_gets_one_gap_and_the_wait_ends() -> None:
+    hub, s, peer, box, data = await behind_viewer(grace=0.2)
+    try:
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(hub.viewer_backpressure(S1), 2)
+        assert 0.2 <= asyncio.get_running_loop().time() - started < 1
+        assert [type(i) for i in box.items] == [p.Gap, Output]  # cut over: a gap and the ring's tail
+        # Still stalled: no new grace for it; more output overflows its queue as before, folded into the same gap.
+        for offset in range(4000, 12000, 500):
+            hub._ingest(s, offset, bytes(500))
+            await asyncio.wait_for(hub.viewer_backpressure(S1), 0.05)
+        assert peer.gate is not None
+        peer.gate.set()
+        await peer.until(3)
+        await asyncio.sleep(0.01)
+        got, gaps = received(peer)
+        full = data + bytes(8000)
+        assert len(gaps) == 1
+        assert gaps[0].from_offset == 500
+        assert got == full[:500] + full[gaps[0].to_offset :]
+    finally:
+        await box.stop()
+
+
+async def test_a_viewer_that_caught_up_after_a_cut_over_gets_its_grace_again() -> None:
+    hub, s, peer, box, _ = await behind_viewer(grace=0.1)
+    try:
+        await hub.viewer_backpressure(S1)
+        viewer = next(iter(s.attachments.values())).viewer
+        assert viewer.lagging_since is not None
+        assert peer.gate is not None
+        peer.gate.set()
+        await peer.until(3)
+        await asyncio.sleep(0.01)  # the writer finds its queue empty: caught up
+        peer.gate.clear()
+        hub._ingest(s, s.end, bytes(500))
+        await parked(box)
+        for _ in range(6):
+            hub._ingest(s, s.end, bytes(500))
+        waiting = asyncio.create_task(hub.viewer_backpressure(S1))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        assert viewer.lagging_since is None
+        peer.gate.set()
+        await asyncio.wait_for(waiting, 1)
+    finally:
+        await box.stop()
+
+
+@pytest.mark.parametrize("how", ["detach", "close"])
+async def test_a_viewer_that_leaves_ends_the_wait(how: str) -> None:
+    hub, s, _, box, _ = await behind_viewer(grace=5)
+    viewer = next(iter(s.attachments.values())).viewer
+    try:
+        waiting = asyncio.create_task(hub.viewer_backpressure(S1))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        if how == "detach":
+            hub.detach(viewer, S1)
+        else:
+            await box.stop()
+        await asyncio.wait_for(waiting, 0.5)
+        assert viewer.lagging_since is None  # released, not cut over
+    finally:
+        await box.stop()

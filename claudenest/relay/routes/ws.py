@@ -117,7 +117,11 @@ async def agent_socket(websocket: WebSocket) -> None:
         while (data := await _receive(websocket)) is not None:
             try:
                 if isinstance(data, bytes):
-                    await hub.agent_frame(agent, decode_frame(data), data)
+                    frame = decode_frame(data)
+                    await hub.agent_frame(agent, frame, data)
+                    # Not reading while a viewer is far behind (bounded by a grace period) or the store is: TCP
+                    # then slows the agent, which stops reading the PTY, so bytes wait instead of being dropped.
+                    await hub.viewer_backpressure(frame.session_id)
                     await hub.persistence_backpressure()
                 else:
                     await hub.agent_message(agent, decode_message(data))
@@ -171,7 +175,9 @@ async def client_socket(websocket: WebSocket) -> None:
     )
     viewer = Viewer(
         user_id=user["id"],
-        outbox=Outbox(f"viewer-{user['id'][:8]}", websocket.send_text, websocket.send_bytes),
+        outbox=Outbox(
+            f"viewer-{user['id'][:8]}", websocket.send_text, websocket.send_bytes, low_water=hub.viewer_low_water()
+        ),
     )
     viewer.outbox.start()
     try:
