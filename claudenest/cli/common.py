@@ -18,7 +18,7 @@ from rich.text import Text
 from claudenest.agent import credentials
 from claudenest.client import RelayClient
 from claudenest.config import load_settings
-from claudenest.errors import AuthError, ClaudenestError
+from claudenest.errors import AuthError, ClaudenestError, NotFound
 
 T = TypeVar("T")
 
@@ -87,3 +87,14 @@ async def with_client(relay_url: str | None, action: Callable[[RelayClient], Cor
 
 def short(identifier: str | None) -> str:
     return (identifier or "")[:8]
+
+
+def pick(found: list[dict[str, Any]], ref: str, what: str) -> dict[str, Any]:
+    """The one of ``found`` that ``ref`` names: its id or name exactly, else a unique id prefix."""
+    exact = [f for f in found if f["id"] == ref or f.get("name") == ref]
+    matches = exact or [f for f in found if f["id"].startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"no {what} {ref!r}")
+    raise ClaudenestError(f"{ref!r} matches several of your {what}s: {', '.join(m['id'] for m in matches)}")

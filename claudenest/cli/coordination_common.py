@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from claudenest import tokens
-from claudenest.cli.common import client, resolve_relay, run, short
+from claudenest.cli.common import client, pick, resolve_relay, run, short
 from claudenest.client import RelayClient
 from claudenest.errors import AuthError, ClaudenestError, NotFound
 
@@ -56,22 +56,12 @@ def with_coordination(
     return run(go())
 
 
-def _pick(found: list[dict[str, Any]], ref: str, what: str) -> dict[str, Any]:
-    exact = [f for f in found if f["id"] == ref or f.get("name") == ref]
-    matches = exact or [f for f in found if f["id"].startswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFound(f"no {what} {ref!r}")
-    raise ClaudenestError(f"{ref!r} matches several: {', '.join(m['id'] for m in matches)}")
-
-
 async def find_project(api: RelayClient, ref: str | None, *, as_instance: bool) -> dict[str, Any]:
     """A project by id, id prefix or name; with no ref, the instance's project or the user's only project."""
     if as_instance:
         project = (await api.whoami_instance())["project"]
         if ref is not None:
-            _pick([project], ref, "project reachable with this instance token:")
+            pick([project], ref, "project reachable with this instance token")
         return dict(project)
     if ref is not None and _is_uuid(ref):
         return await api.project(ref)
@@ -84,13 +74,13 @@ async def find_project(api: RelayClient, ref: str | None, *, as_instance: bool) 
         raise ClaudenestError(
             f"you have several projects ({', '.join(p['name'] for p in projects)}): pick one with --project"
         )
-    return _pick(projects, ref, "project")
+    return pick(projects, ref, "project")
 
 
 async def find_task(api: RelayClient, project_id: str, ref: str) -> dict[str, Any]:
     if _is_uuid(ref):
         return await api.task(project_id, ref)
-    return _pick(await api.tasks(project_id), ref, "task")
+    return pick(await api.tasks(project_id), ref, "task")
 
 
 def _is_uuid(text: str) -> bool:

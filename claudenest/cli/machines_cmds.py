@@ -12,6 +12,7 @@ from claudenest.cli.common import (
     handle_errors,
     json_option,
     out,
+    pick,
     print_json,
     relay_option,
     run,
@@ -35,13 +36,7 @@ async def find_machine(api: RelayClient, ref: str | None) -> dict[str, Any]:
             raise NotFound("no machine is online: start `claudenest agent run` on one, or pass --machine")
         names = ", ".join(m["name"] for m in online)
         raise ClaudenestError(f"several machines are online ({names}): pick one with --machine")
-    exact = [m for m in machines if m["id"] == ref or m["name"] == ref]
-    found = exact or [m for m in machines if m["id"].startswith(ref)]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise NotFound(f"no machine {ref!r}")
-    raise ClaudenestError(f"{ref!r} matches several machines: {', '.join(m['id'] for m in found)}")
+    return pick(machines, ref, "machine")
 
 
 @click.group()
