@@ -139,7 +139,7 @@ def build_server(config: McpConfig) -> MCPServer:
             task = (await api.call("POST", f"/tasks/{tid}/approve", json={"note": changes_needed or None}))["task"]
             return f"approved {task_line(task)}"
         if not changes_needed.strip():
-            return "say what to change in changes_needed, or approve"
+            raise ToolError("say what to change in changes_needed, or approve")
         task = (await api.call("POST", f"/tasks/{tid}/request-changes", json={"reason": changes_needed}))["task"]
         return f"changes requested {task_line(task)}"
 

@@ -210,6 +210,9 @@ async def test_mcp_server_lists_and_runs_every_tool_against_the_relay(proj: Proj
         text, error = await call("task_review", task_id=review_ref, approve=True)
         assert error  # its own assignee cannot approve it
         assert "own assignee" in text
+        text, error = await call("task_review", task_id=review_ref, approve=False)
+        assert error  # a review that neither approves nor says what to change
+        assert "changes_needed" in text
         text, error = await call("lock_acquire", path="src/app.py", reason="refactor")
         assert not error
         assert "fencing" in text
