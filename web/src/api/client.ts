@@ -45,7 +45,8 @@ export const machines = {
     request<{ machine_id: string; discovery: Discovery | null }>("GET", `/api/machines/${enc(id)}/discovery`),
   rename: (id: string, name: string) => request<{ machine: Machine }>("PATCH", `/api/machines/${enc(id)}`, { name }),
   revoke: (id: string) => request<{ machine: Machine }>("DELETE", `/api/machines/${enc(id)}`),
-  pairingInfo: (code: string) => request<{ pairing: PairingInfo }>("GET", `/api/pairing/${enc(code)}/info`),
+  /** What asks to be paired (the fields themselves, not wrapped: routes/pairing.py). */
+  pairingInfo: (code: string) => request<PairingInfo>("GET", `/api/pairing/${enc(code)}/info`),
   approvePairing: (code: string, name?: string) =>
     request<{ machine: Machine }>("POST", `/api/pairing/${enc(code)}/approve`, name ? { name } : {}),
 };

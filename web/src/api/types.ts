@@ -71,8 +71,8 @@ export interface PairingInfo {
   hostname: string;
   platform: string;
   requested_name: string;
-  agent_version: string;
-  ip: string;
+  agent_version?: string;
+  ip: string | null;
   expires_at: string;
 }
 
