@@ -165,3 +165,12 @@ class ActivityQueries:
             sql += " ORDER BY id LIMIT ?"
             params.append(limit)
         return [activity_row(r) for r in await self._store.fetchall(sql, params)]
+
+    async def recent_of_user(self, user_id: str, limit: int = 30) -> list[dict[str, Any]]:
+        """The latest ``limit`` rows across every project of the user, newest first, each with ``project_name``."""
+        rows = await self._store.fetchall(
+            "SELECT a.*, p.name AS project_name FROM activity_logs a JOIN shared_projects p ON p.id = a.project_id"
+            " WHERE p.user_id = ? ORDER BY a.id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [activity_row(r) for r in rows]

@@ -159,11 +159,19 @@ class TaskQueries:
 
         return await self._store.activity.transact(decide)
 
-    async def claim(self, project_id: str, task_id: str, instance: dict[str, Any]) -> dict[str, Any]:
-        """Claim one task: it must be pending with every dependency done."""
+    async def claim(
+        self, project_id: str, task_id: str, instance: dict[str, Any], by: Actor | None = None
+    ) -> dict[str, Any]:
+        """Claim one task for ``instance``: it must be pending with every dependency done. ``by`` is the project's
+        owner assigning the task to the instance (which must then be active); None when the instance claims it."""
 
         def decide(db: SyncTransaction, activity: ActivityLog) -> dict[str, Any]:
             task = _get(db, project_id, task_id)
+            if by is not None:
+                row = db.fetchone("SELECT status FROM claude_instances WHERE id = ?", (instance["id"],))
+                status = row[0] if row else "ended"
+                if status != "active":
+                    raise Conflict(f"instance {instance['name']} is {status}: only a live instance can take a task")
             if task["status"] != "pending":
                 raise Conflict(f"task is {task['status']}, not pending{_by_whom(db, task)}")
             unfinished = db.fetchall(_UNFINISHED, (json.dumps(task["dependencies"]),))
@@ -176,7 +184,7 @@ class TaskQueries:
                 " WHERE id = ? RETURNING *",
                 (instance["id"], now, now, task_id),
             )
-            return _claimed(db, activity, task_row(row), instance)
+            return _claimed(db, activity, task_row(row), instance, by)
 
         return await self._store.activity.transact(decide)
 
@@ -414,11 +422,26 @@ def _clear_current(db: SyncTransaction, task: dict[str, Any]) -> None:
 
 
 def _claimed(
-    db: SyncTransaction, activity: ActivityLog, task: dict[str, Any], instance: dict[str, Any]
+    db: SyncTransaction,
+    activity: ActivityLog,
+    task: dict[str, Any],
+    instance: dict[str, Any],
+    by: Actor | None = None,
 ) -> dict[str, Any]:
     db.execute("UPDATE claude_instances SET current_task_id = ? WHERE id = ?", (task["id"], instance["id"]))
-    actor = Actor(instance["name"], instance["id"])
-    _log(activity, task, "task_claimed", f"{instance['name']} claimed {task['title']!r}", actor)
+    if by is None:
+        actor = Actor(instance["name"], instance["id"])
+        _log(activity, task, "task_claimed", f"{instance['name']} claimed {task['title']!r}", actor)
+    else:  # the owner assigned it: the row names the owner as the one who acted, and the instance it went to
+        message = f"{by.name} assigned {task['title']!r} to {instance['name']}"
+        activity.add(
+            task["project_id"],
+            "task_claimed",
+            message,
+            instance_id=instance["id"],
+            task_id=task["id"],
+            data={"title": task["title"], "status": task["status"], "by": by.name, "assigned_to": instance["name"]},
+        )
     return task
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from claudenest.relay import project_events
-from claudenest.relay.routes.deps import StoreDep
+from claudenest.relay.routes.deps import StoreDep, UserDep
 from claudenest.relay.routes.project_auth import ProjectCallerDep
 from claudenest.store import Store
 
@@ -38,6 +38,13 @@ async def list_activity(
 ) -> dict[str, Any]:
     """Oldest first: rows after ``after``, or (without it) the latest ``limit`` rows."""
     return {"activity": await store.activity.of_project(caller.project["id"], after=after, limit=limit, kind=kind)}
+
+
+@router.get("/api/activity")
+async def recent_activity(user: UserDep, store: StoreDep, limit: int = Query(30, ge=1, le=500)) -> dict[str, Any]:
+    """Newest first, across all of your projects; each row also names its project (``project_name``). For the
+    owner's credentials only (an instance token is refused: it reaches only its own project)."""
+    return {"activity": await store.activity.recent_of_user(user["id"], limit)}
 
 
 @router.post("/api/projects/{project_id}/messages", status_code=201)

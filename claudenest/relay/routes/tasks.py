@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from claudenest.errors import Forbidden, InvalidField, NotFound
 from claudenest.relay.rag import updated_recent_changes
 from claudenest.relay.routes.deps import StoreDep
 from claudenest.relay.routes.project_auth import ProjectCaller, ProjectCallerDep
@@ -95,10 +96,42 @@ async def update_task(task_id: str, body: TaskUpdate, caller: ProjectCallerDep, 
     return {"task": await store.tasks.update(caller.project["id"], task_id, fields, caller.actor)}
 
 
+class TaskClaim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instance_id: Id | None = Field(
+        None, description="the owner assigns the task to this live instance; an instance may name only itself"
+    )
+
+
 @router.post("/api/projects/{project_id}/tasks/{task_id}/claim")
-async def claim_task(task_id: str, caller: ProjectCallerDep, store: StoreDep) -> dict[str, Any]:
-    instance = caller.need_instance("claiming a task")
-    return {"task": await store.tasks.claim(caller.project["id"], task_id, instance)}
+async def claim_task(
+    task_id: str, caller: ProjectCallerDep, store: StoreDep, body: TaskClaim | None = None
+) -> dict[str, Any]:
+    """In progress for the calling instance; or, called by the project's owner with ``instance_id``, assigned to
+    that instance (which must be active). 409 naming the state or the unfinished dependencies."""
+    wanted = body.instance_id if body is not None else None
+    project_id = caller.project["id"]
+    if caller.instance is not None:
+        if wanted is not None and wanted != caller.instance["id"]:
+            raise Forbidden("an instance claims tasks only for itself; the project's owner assigns them to others")
+        return {"task": await store.tasks.claim(project_id, task_id, caller.instance)}
+    if wanted is None:
+        live = [i["name"] for i in await store.instances.of_project(project_id, status="active")]
+        which = (
+            f"one of its live instances ({', '.join(live)})"
+            if live
+            else "a live instance, and this project has none: start Claude Code in it"
+            " (claudenest sessions new --project) or register an instance"
+        )
+        raise Forbidden(
+            "claiming a task needs an instance token (ci_...); the project's owner assigns a task with"
+            f' {{"instance_id": ...}} naming {which}'
+        )
+    try:
+        instance = await store.instances.get(project_id, wanted)
+    except NotFound:
+        raise InvalidField("instance_id", f"no instance {wanted} in this project") from None
+    return {"task": await store.tasks.claim(project_id, task_id, instance, by=caller.actor)}
 
 
 @router.post("/api/projects/{project_id}/tasks/{task_id}/release")
