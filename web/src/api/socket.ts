@@ -9,6 +9,7 @@ import {
   encodeMessage,
   FrameKind,
   PROTOCOL_VERSION,
+  ProtocolError,
   type ClientMessage,
   type Frame,
   type ServerMessage,
@@ -54,11 +55,22 @@ export class RelaySocket {
       ws.onopen = () =>
         ws.send(encodeMessage({ type: "client_hello", protocol: PROTOCOL_VERSION, client_version: "dashboard" }));
       ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
-        if (typeof event.data !== "string") {
-          this.handlers.output?.(decodeFrame(event.data));
-          return;
+        if (this.ws !== ws) return; // a socket we already replaced or closed
+        let message: ServerMessage;
+        try {
+          if (typeof event.data !== "string") {
+            this.handlers.output?.(decodeFrame(event.data));
+            return;
+          }
+          message = decodeMessage(event.data);
+        } catch (error) {
+          // A newer relay may send message types this page does not know yet: skip them, keep the connection.
+          if (error instanceof ProtocolError) {
+            console.warn(error.message);
+            return;
+          }
+          throw error;
         }
-        const message = decodeMessage(event.data);
         if (!welcomed && message.type === "welcome") {
           welcomed = true;
           clearTimeout(timer);

@@ -1,0 +1,360 @@
+// The terminal's connection to the relay: attach with the next byte offset we have not shown, write every byte
+// exactly once (OutputCursor), mark gaps, flow control from xterm's write callback (FlowControl), reconnect with
+// backoff and resume after a network drop, a background tab, a laptop sleep or a relay restart.
+//
+// Scrollback on reload: a fresh page reads the persisted log's tail over HTTP (TAIL_BYTES) and attaches right
+// after it, rather than keeping bytes in sessionStorage. Measured choice: sessionStorage holds strings only (a
+// 512 KiB tail is ~700 KB of base64 written on every frame, 5 MB quota per origin shared by all tabs' sessions),
+// while the log read is two small requests on load (~5 ms each on loopback) and also works in a new tab.
+import { onBeforeUnmount, ref, shallowRef, type Ref } from "vue";
+import { errorMessage } from "@/api/http";
+import { logs, type LogChunk } from "@/api/client";
+import type { ClientMessage, Frame, PermissionRequest, ServerMessage } from "@/api/protocol";
+import { RelaySocket, type SocketHandlers } from "@/api/socket";
+import { cleanTailStart, gapMarker, OutputCursor } from "@/components/terminal/cursor";
+import { FlowControl } from "@/components/terminal/flow";
+
+export const TAIL_BYTES = 512 << 10;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+const RESIZE_DEBOUNCE_MS = 120;
+/** Hidden this long (or a timer late by this much: the machine slept), the socket may be dead without a close. */
+const STALE_AFTER_MS = 20_000;
+
+export type ConnectionState = "connecting" | "live" | "reconnecting" | "closed";
+
+export interface SocketLike {
+  readonly open: boolean;
+  connect(): Promise<void>;
+  send(message: ClientMessage): void;
+  sendInput(sessionId: string, data: Uint8Array): boolean;
+  close(): void;
+}
+
+/** Where output goes: xterm's write, whose callback fires once the bytes are parsed. */
+export interface TerminalSink {
+  write(data: Uint8Array | string, parsed: () => void): void;
+  /** The terminal's current size, null when it is not laid out. */
+  size(): { cols: number; rows: number } | null;
+}
+
+export interface ConnectionOptions {
+  readOnly?: boolean;
+  /** Read the persisted tail on the first attach (a fresh page). */
+  restoreScrollback?: boolean;
+  createSocket?: (handlers: SocketHandlers) => SocketLike;
+  readLog?: (id: string, from: number, limit: number) => Promise<LogChunk>;
+  /** Jitter source, replaceable in tests. */
+  random?: () => number;
+}
+
+const encoder = new TextEncoder();
+
+export class TerminalConnection {
+  readonly state = ref<ConnectionState>("connecting");
+  readonly status = ref<string>("");
+  readonly ended = ref(false);
+  readonly exitCode = ref<number | null>(null);
+  readonly permission = shallowRef<PermissionRequest | null>(null);
+  readonly error = ref<string>("");
+  readonly readOnly: Ref<boolean>;
+  /** Bytes of output lost for good since the page opened (gaps). */
+  readonly lostBytes = ref(0);
+  readonly attempts = ref(0);
+
+  readonly cursor = new OutputCursor();
+  readonly flow: FlowControl;
+
+  private socket: SocketLike | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private resizeTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastSize: { cols: number; rows: number } | null = null;
+  private stopped = false;
+  private started = false;
+  private connecting = false;
+  private wasLive = false;
+  private decided = new Set<string>();
+  private readonly createSocket: (handlers: SocketHandlers) => SocketLike;
+  private readonly readLog: (id: string, from: number, limit: number) => Promise<LogChunk>;
+  private readonly random: () => number;
+
+  constructor(
+    readonly sessionId: string,
+    private readonly sink: TerminalSink,
+    private readonly options: ConnectionOptions = {},
+  ) {
+    this.readOnly = ref(options.readOnly ?? false);
+    this.createSocket = options.createSocket ?? ((handlers) => new RelaySocket(handlers));
+    this.readLog = options.readLog ?? logs.read;
+    this.random = options.random ?? Math.random;
+    this.flow = new FlowControl((paused) => this.socket?.send({ type: "flow", paused }));
+  }
+
+  /** Restore the scrollback (a fresh page), then connect and attach. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.options.restoreScrollback) await this.restoreScrollback();
+    if (!this.stopped) void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearRetry();
+    if (this.resizeTimer) clearTimeout(this.resizeTimer);
+    this.socket?.close();
+    this.socket = null;
+    this.state.value = "closed";
+  }
+
+  /** Typed input (term.onData, the key bar, the compose box): UTF-8 bytes to the session. */
+  sendInput(data: string): boolean {
+    if (this.readOnly.value || !data) return false;
+    if (this.state.value !== "live" || !this.socket) return false;
+    return this.socket.sendInput(this.sessionId, encoder.encode(data));
+  }
+
+  /** The terminal was fitted to a new size: tell the PTY, debounced; never from a read-only viewer. */
+  resize(cols: number, rows: number): void {
+    this.lastSize = { cols, rows };
+    if (this.resizeTimer) clearTimeout(this.resizeTimer);
+    this.resizeTimer = setTimeout(() => {
+      this.resizeTimer = null;
+      this.sendSize();
+    }, RESIZE_DEBOUNCE_MS);
+  }
+
+  setReadOnly(readOnly: boolean): void {
+    if (this.readOnly.value === readOnly) return;
+    this.readOnly.value = readOnly;
+    // Attaching again replaces this socket's attachment; the cursor drops whatever arrives twice meanwhile.
+    if (this.state.value === "live") this.attach();
+  }
+
+  /** A decision was made here: hide the bar now, and do not show that request again from a late message. */
+  markDecided(requestId: string): void {
+    this.decided.add(requestId);
+    if (this.permission.value?.request_id === requestId) this.permission.value = null;
+  }
+
+  /** Reconnect at once: `online`, the tab visible again, or the socket is presumed dead (after a sleep). */
+  reconnectNow(force = false): void {
+    if (this.stopped) return;
+    if (!force && (this.state.value === "live" || this.connecting)) return;
+    this.clearRetry();
+    this.attempts.value = 0;
+    void this.connect();
+  }
+
+  // -- internals ---------------------------------------------------------------------------------------------
+
+  private async restoreScrollback(): Promise<void> {
+    try {
+      const probe = await this.readLog(this.sessionId, 0, 1);
+      let position = Math.max(0, probe.endOffset - TAIL_BYTES);
+      const end = probe.endOffset;
+      // A log with holes comes back in contiguous pieces: ask again from where each one ends.
+      for (let reads = 0; reads < 8 && position < end && !this.stopped; reads++) {
+        const chunk = await this.readLog(this.sessionId, position, end - position);
+        if (chunk.data.length === 0) break;
+        const first = this.cursor.next === null;
+        if (!first && chunk.offset > position) this.markLost(chunk.offset - position);
+        const data = first ? cleanTailStart(chunk.data, chunk.offset) : chunk.data;
+        this.write(data);
+        this.cursor.next = chunk.offset + chunk.data.length;
+        position = this.cursor.next;
+      }
+      if (this.cursor.next === null) this.cursor.next = end; // nothing printed yet, or the log is empty
+      this.status.value = probe.status;
+      this.ended.value = probe.ended;
+    } catch {
+      // The log is unreachable: the relay's bounded tail on attach instead (from_offset null).
+      this.cursor.next = null;
+    }
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    this.clearRetry();
+    const previous = this.socket;
+    this.socket = null;
+    previous?.close();
+    this.state.value = this.wasLive || this.attempts.value > 0 ? "reconnecting" : "connecting";
+    const socket = this.createSocket({
+      message: (message) => {
+        if (this.socket === socket) this.onMessage(message);
+      },
+      output: (frame) => {
+        if (this.socket === socket) this.onOutput(frame);
+      },
+      close: () => {
+        if (this.socket === socket) this.lost();
+      },
+    });
+    this.socket = socket;
+    this.connecting = true;
+    try {
+      await socket.connect();
+    } catch (error) {
+      if (this.socket !== socket) return;
+      this.connecting = false;
+      this.error.value = errorMessage(error);
+      this.lost();
+      return;
+    }
+    if (this.socket !== socket || this.stopped) return;
+    this.connecting = false;
+    this.attach();
+  }
+
+  private attach(): void {
+    this.socket?.send({
+      type: "attach",
+      session_id: this.sessionId,
+      from_offset: this.cursor.resumeFrom,
+      read_only: this.readOnly.value,
+    });
+  }
+
+  private lost(): void {
+    if (this.stopped) return;
+    this.socket = null;
+    this.connecting = false;
+    this.state.value = "reconnecting";
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    this.clearRetry();
+    // Capped exponential backoff with jitter (half fixed, half random), as the agent does.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempts.value);
+    const delay = ceiling / 2 + (this.random() * ceiling) / 2;
+    this.attempts.value += 1;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.connect();
+    }, delay);
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private onMessage(message: ServerMessage): void {
+    switch (message.type) {
+      case "attached":
+        if (message.session_id !== this.sessionId) return;
+        this.cursor.attached(message.from_offset);
+        this.status.value = message.status;
+        this.state.value = "live";
+        this.wasLive = true;
+        this.attempts.value = 0;
+        this.error.value = "";
+        this.flow.reconnected();
+        this.sendSize();
+        return;
+      case "gap":
+        if (message.session_id !== this.sessionId) return;
+        this.markLost(this.cursor.gap(message.from_offset, message.to_offset));
+        return;
+      case "session_status":
+        if (message.session_id !== this.sessionId) return;
+        this.status.value = message.status;
+        this.ended.value = message.ended;
+        this.exitCode.value = message.exit_code;
+        if (message.permission && !this.decided.has(message.permission.request_id) && !message.ended) {
+          this.permission.value = message.permission;
+        } else if (message.ended || message.status !== "waiting_permission") {
+          // A Notification while waiting carries no request: the bar stays until the status moves on.
+          this.permission.value = null;
+        }
+        return;
+      case "error":
+        if (message.session_id !== null && message.session_id !== this.sessionId) return;
+        this.error.value = message.message;
+        if (message.code === "not_found") this.stop();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onOutput(frame: Frame): void {
+    if (frame.sessionId !== this.sessionId) return;
+    const { data, missing } = this.cursor.accept(frame.offset, frame.payload);
+    if (missing) this.markLost(missing[1] - missing[0]);
+    if (data) this.write(data);
+  }
+
+  private markLost(bytes: number): void {
+    if (bytes <= 0) return;
+    this.lostBytes.value += bytes;
+    this.write(gapMarker(bytes));
+  }
+
+  private write(data: Uint8Array | string): void {
+    const size = data.length;
+    this.flow.written(size);
+    this.sink.write(data, () => this.flow.parsed(size));
+  }
+
+  private sendSize(): void {
+    const size = this.lastSize ?? this.sink.size();
+    if (!size || this.readOnly.value || this.state.value !== "live") return;
+    this.socket?.send({ type: "resize", session_id: this.sessionId, cols: size.cols, rows: size.rows });
+  }
+
+  // -- page lifecycle (wired by useTerminalConnection) --------------------------------------------------------
+
+  private hiddenAt: number | null = null;
+  private lastTick = Date.now();
+  private ticker: ReturnType<typeof setInterval> | null = null;
+
+  /** Listen for the events after which a socket must be checked or replaced. Returns the cleanup. */
+  watchPage(target: Window = window, doc: Document = document): () => void {
+    const online = () => this.reconnectNow(true); // a new network: the old TCP connection is likely dead
+    const visibility = () => {
+      if (doc.visibilityState === "hidden") {
+        this.hiddenAt = Date.now();
+        return;
+      }
+      const hiddenFor = this.hiddenAt === null ? 0 : Date.now() - this.hiddenAt;
+      this.hiddenAt = null;
+      this.reconnectNow(hiddenFor > STALE_AFTER_MS);
+    };
+    const pageshow = (event: Event) => this.reconnectNow((event as PageTransitionEvent).persisted === true);
+    target.addEventListener("online", online);
+    doc.addEventListener("visibilitychange", visibility);
+    target.addEventListener("pageshow", pageshow);
+    // A laptop that slept: timers stop, the socket may look open but be dead. A tick far too late tells.
+    this.lastTick = Date.now();
+    this.ticker = setInterval(() => {
+      const now = Date.now();
+      const late = now - this.lastTick;
+      this.lastTick = now;
+      if (late > STALE_AFTER_MS && doc.visibilityState === "visible") this.reconnectNow(true);
+    }, 2_000);
+    return () => {
+      target.removeEventListener("online", online);
+      doc.removeEventListener("visibilitychange", visibility);
+      target.removeEventListener("pageshow", pageshow);
+      if (this.ticker) clearInterval(this.ticker);
+    };
+  }
+}
+
+/** A connection for the component's lifetime: page events wired, everything closed on unmount. */
+export function useTerminalConnection(
+  sessionId: string,
+  sink: TerminalSink,
+  options: ConnectionOptions = {},
+): TerminalConnection {
+  const connection = new TerminalConnection(sessionId, sink, options);
+  const unwatch = connection.watchPage();
+  onBeforeUnmount(() => {
+    unwatch();
+    connection.stop();
+  });
+  return connection;
+}
