@@ -141,3 +141,49 @@ export const context = {
   add: (projectId: string, body: { content: string; type: string; files?: string[]; importance?: number }) =>
     request<{ chunk: ContextResult }>("POST", `${project(projectId)}/context`, body),
 };
+
+// ---- terminal: the persisted output log (section of the terminal view) --------------------------------------
+import { ApiError } from "./http";
+
+export interface LogChunk {
+  /** Offset of data's first byte: later than asked when older output was dropped or a hole follows. */
+  offset: number;
+  /** All output so far. */
+  endOffset: number;
+  status: string;
+  ended: boolean;
+  data: Uint8Array;
+}
+
+export const logs = {
+  /** Raw output bytes from `from`, at most `limit` of them (GET /api/sessions/{id}/logs). */
+  read: async (id: string, from: number, limit: number): Promise<LogChunk> => {
+    let response: Response;
+    try {
+      response = await fetch(`/api/sessions/${enc(id)}/logs?from=${from}&limit=${limit}`, {
+        credentials: "same-origin",
+      });
+    } catch {
+      throw new ApiError(0, "network", "the relay cannot be reached");
+    }
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try {
+        const body = (await response.json()) as { detail?: unknown };
+        if (typeof body.detail === "string") message = body.detail;
+      } catch {
+        // not JSON: keep the status line
+      }
+      throw new ApiError(response.status, "http_error", message);
+    }
+    const data = new Uint8Array(await response.arrayBuffer());
+    const offset = Number(response.headers.get("X-Offset") ?? from);
+    return {
+      offset,
+      endOffset: Number(response.headers.get("X-End-Offset") ?? offset + data.length),
+      status: response.headers.get("X-Session-Status") ?? "",
+      ended: response.headers.get("X-Session-Ended") === "true",
+      data,
+    };
+  },
+};
