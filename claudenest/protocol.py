@@ -227,6 +227,15 @@ class Watch(Message):
 
 
 @dataclass(frozen=True)
+class Flow(Message):
+    """Viewer -> relay: stop (``paused``) or restart sending to this socket. A browser pauses while its terminal
+    has more output waiting to be drawn than it wants to hold; the relay's viewer backpressure applies meanwhile."""
+
+    type: ClassVar[str] = "flow"
+    paused: bool
+
+
+@dataclass(frozen=True)
 class Detach(Message):
     type: ClassVar[str] = "detach"
     session_id: str
@@ -328,6 +337,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         SessionStarted,
         SessionExited,
         Gap,
+        Flow,
         Attach,
         Watch,
         Detach,

@@ -118,6 +118,81 @@ def user_list(as_json: bool) -> None:
         )
 
 
+MIN_PASSWORD = 8
+
+
+@user_group.command("passwd")
+@click.argument("email")
+@handle_errors
+def user_passwd(email: str) -> None:
+    """Set the dashboard password of an account (asked twice on a terminal; one line of stdin otherwise)."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD:
+        raise click.BadParameter(f"the password needs at least {MIN_PASSWORD} characters", param_hint="password")
+
+    async def store_password() -> None:
+        store = await _store()
+        try:
+            user = await store.users.by_email(email)
+            await store.users.set_password(user["id"], tokens.hash_password(password))
+        finally:
+            await store.close()
+
+    run(store_password())
+    out.print(f"Password set for {email}; sign in at /login.", highlight=False, markup=False)
+
+
+LOGIN_LINK_TTL = timedelta(minutes=10)
+
+
+def relay_url(settings: RelaySettings) -> str:
+    """Where browsers reach this relay: the public origin, else the address it listens on."""
+    if settings.public_origin:
+        return settings.public_origin.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    scheme = "https" if settings.tls_cert else "http"
+    return f"{scheme}://{host}:{settings.port}"
+
+
+async def new_login_link(store: Store, user_id: str, base_url: str) -> dict[str, Any]:
+    """A one-time dashboard sign-in link. The code rides in the URL's fragment, which browsers never send to a
+    server, so it reaches no access log; the page posts it once and it is spent."""
+    code = tokens.new_secret()
+    await store.users.add_login_link(user_id, tokens.hash_token(code), LOGIN_LINK_TTL)
+    return {
+        "url": f"{base_url}/login#code={code}",
+        "expires_in": int(LOGIN_LINK_TTL.total_seconds()),
+    }
+
+
+@relay.command("login-link")
+@click.argument("email")
+@json_option
+@handle_errors
+def login_link(email: str, as_json: bool) -> None:
+    """Print a one-time link (10 minutes) that signs EMAIL in to the dashboard."""
+    settings = load_settings().relay
+
+    async def create() -> dict[str, Any]:
+        store = await _store()
+        try:
+            user = await store.users.by_email(email)
+            return {"email": user["email"], **await new_login_link(store, user["id"], relay_url(settings))}
+        finally:
+            await store.close()
+
+    link = run(create())
+    if as_json:
+        print_json(link)
+    else:
+        out.print(f"One-time dashboard login for {link['email']} (10 minutes):", highlight=False, markup=False)
+        click.echo(link["url"])
+
+
 @relay.group("token")
 def token_group() -> None:
     """Personal access tokens."""

@@ -16,13 +16,12 @@ from claudenest import tokens
 from claudenest.agent import credentials
 from claudenest.agent.daemon import Agent
 from claudenest.cli.common import err, handle_errors
-from claudenest.cli.relay_cmds import relay_settings
+from claudenest.cli.relay_cmds import new_login_link, relay_settings
 from claudenest.config import load_settings, update_config_file
 from claudenest.relay.server import RunningRelay, serve
 from claudenest.store import Store
 
 OWNER_EMAIL = "owner@localhost"
-LOGIN_LINK_TTL = timedelta(minutes=10)
 
 
 async def prepare_local_setup(store: Store, url: str) -> dict[str, str]:
@@ -55,9 +54,8 @@ async def prepare_local_setup(store: Store, url: str) -> dict[str, str]:
         )
         credentials.save("machine", url, machine_token)
     update_config_file({"cli": {"relay_url": url}})
-    login_code = tokens.new_secret()
-    await store.users.add_login_link(owner["id"], tokens.hash_token(login_code), LOGIN_LINK_TTL)
-    return {"email": owner["email"], "login_code": login_code}
+    link = await new_login_link(store, owner["id"], url)
+    return {"email": owner["email"], "login_url": link["url"]}
 
 
 @click.command()
@@ -82,8 +80,9 @@ def up(**flags: Any) -> None:
         running.companions.append(asyncio.ensure_future(agent.run()))
         err.print(
             f"ClaudeNest is up at {url}\n"
-            f"  Signed in on this machine as {state['email']}: try `claudenest sessions new --command bash`.\n"
-            f"  Dashboard login (one-time, 10 minutes): {url}/login#code={state['login_code']}",
+            f"  Dashboard: {url}/dashboard\n"
+            f"  Open this one-time link to sign the browser in (10 minutes): {state['login_url']}\n"
+            f"  Signed in on this machine as {state['email']}: try `claudenest sessions new --command bash`.",
             highlight=False,
         )
 

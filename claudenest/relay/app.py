@@ -21,6 +21,7 @@ from claudenest.relay.hub import Hub
 from claudenest.relay.notify import Notifier, NotifyTarget
 from claudenest.relay.problems import domain_error_response, error_response
 from claudenest.relay.rag import ContextService
+from claudenest.relay.security import SecurityHeaders
 from claudenest.relay.sweeper import Sweeper
 from claudenest.store import Store
 
@@ -111,6 +112,8 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         description="Drive Claude Code on your machines. Authenticate with `Authorization: Bearer cn_...`.",
+        docs_url=None,  # served by routes/dashboard.py from the relay's own copy of Swagger UI (no CDN)
+        redoc_url=None,
     )
     app.state.store = store
     app.state.hub = hub
@@ -138,6 +141,7 @@ def create_app(
         activity,
         auth,
         context,
+        dashboard,
         instances,
         locks,
         machines,
@@ -151,5 +155,7 @@ def create_app(
 
     for module in (pages, auth, pairing, machines, sessions, ws, projects, tasks, locks, instances, activity, context):
         app.include_router(module.router)
+    app.include_router(dashboard.router)  # last: its catch-all answers every path the API does not
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from claudenest import tokens
 from claudenest.errors import AuthError, Forbidden, RateLimited
+from claudenest.relay.security import SAFE_METHODS, require_same_origin
 from claudenest.store import Store
 
 SESSION_COOKIE = "claudenest_session"
@@ -22,6 +23,7 @@ TICKET_TTL = 60.0
 class Caller:
     user: dict[str, Any]
     via: str  # "token" or "cookie"
+    web_session_id: str | None = None  # the browser session, when signed in by the cookie
 
 
 def bearer(conn: HTTPConnection) -> str | None:
@@ -48,9 +50,11 @@ async def authenticate_user(conn: HTTPConnection, store: Store, *, allow_cookie:
         return Caller(user=user, via="token")
     cookie = conn.cookies.get(SESSION_COOKIE) if allow_cookie else None
     if cookie:
+        if conn.scope["type"] == "http" and conn.scope["method"] not in SAFE_METHODS:
+            require_same_origin(conn, conn.app.state.settings.public_origin)
         user = await store.users.user_for_web_session(tokens.hash_token(cookie))
         if user is not None:
-            return Caller(user=user, via="cookie")
+            return Caller(user=user, via="cookie", web_session_id=user["web_session_id"])
         raise AuthError("your sign-in has expired")
     raise AuthError("missing credentials: send 'Authorization: Bearer <token>'")
 

@@ -56,6 +56,10 @@ class Outbox:
         # How many times the writer found the queue empty (it had sent everything it was given): a peer that was
         # cut over to a gap counts as caught up again only once this moves (Hub.viewer_backpressure).
         self.emptied = 0
+        # Cleared while the peer asked us to hold its output (a Flow message): items wait, and count, as they do
+        # for a slow peer, so the hub's backpressure and gap policy bound what waits.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
@@ -67,6 +71,16 @@ class Outbox:
                 await self._task
         self.closed.set()
         self.drained.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._flowing.is_set()
+
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def put(self, item: Item) -> None:
         self.items.append(item)
@@ -105,6 +119,9 @@ class Outbox:
                     self.emptied += 1
                     self._wake.clear()
                     await self._wake.wait()
+                    continue
+                if not self._flowing.is_set():
+                    await self._flowing.wait()
                     continue
                 item = self.items.popleft()
                 self.queued_bytes -= _size(item)

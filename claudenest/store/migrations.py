@@ -241,4 +241,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "shared context: a keyword index of our own terms, sharded 1536-bit codes; filled in the background",
         INDEX_SCHEMA,
     ),
+    (
+        6,
+        "dashboard: browser sessions list their device and last use",
+        """
+        ALTER TABLE web_sessions ADD COLUMN user_agent TEXT;
+        ALTER TABLE web_sessions ADD COLUMN last_used_at TEXT;
+        CREATE INDEX web_sessions_user ON web_sessions(user_id);
+        """,
+    ),
 ]

@@ -23,6 +23,10 @@ def _session(row: Any) -> dict[str, Any]:
     return session
 
 
+# The project a session runs in, through the instance it was registered as (null for plain sessions).
+_PROJECT_ID = "(SELECT i.project_id FROM claude_instances i WHERE i.session_id = s.id LIMIT 1) AS project_id"
+
+
 class SessionQueries:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -59,7 +63,7 @@ class SessionQueries:
         return await self.get(session_id)
 
     async def get(self, session_id: str, user_id: str | None = None) -> dict[str, Any]:
-        sql = "SELECT * FROM claude_sessions WHERE id = ?"
+        sql = f"SELECT *, {_PROJECT_ID} FROM claude_sessions s WHERE id = ?"
         params: tuple[str, ...] = (session_id,)
         if user_id is not None:
             sql += " AND user_id = ?"
@@ -70,9 +74,15 @@ class SessionQueries:
         return _session(row)
 
     async def of_user(
-        self, user_id: str, *, machine_id: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        user_id: str,
+        *,
+        machine_id: str | None = None,
+        status: str | None = None,
+        project_id: str | None = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM claude_sessions WHERE user_id = ?"
+        sql = f"SELECT *, {_PROJECT_ID} FROM claude_sessions s WHERE user_id = ?"
         params: list[Any] = [user_id]
         if machine_id:
             sql += " AND machine_id = ?"
@@ -80,9 +90,22 @@ class SessionQueries:
         if status:
             sql += " AND status = ?"
             params.append(status)
+        if project_id:
+            sql += " AND id IN (SELECT session_id FROM claude_instances WHERE project_id = ?)"
+            params.append(project_id)
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(limit)
         return [_session(r) for r in await self._store.fetchall(sql, params)]
+
+    async def usage_since(self, user_id: str, since: str) -> dict[str, Any]:
+        """Sessions started at or after ``since`` (UTC ISO-8601) and their token and cost totals."""
+        row = await self._store.fetchone(
+            "SELECT COUNT(*), SUM(total_tokens), SUM(total_cost) FROM claude_sessions"
+            " WHERE user_id = ? AND created_at >= ?",
+            (user_id, since),
+        )
+        assert row is not None
+        return {"sessions": row[0], "total_tokens": row[1] or 0, "total_cost": round(row[2] or 0.0, 6)}
 
     async def totals_by_machine(self, user_id: str) -> dict[str, dict[str, Any]]:
         rows = await self._store.fetchall(

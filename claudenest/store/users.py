@@ -18,6 +18,9 @@ def as_dict(row: Any) -> dict[str, Any]:
     return dict(zip(row.keys(), tuple(row), strict=True))
 
 
+WEB_SESSION_TOUCH = timedelta(minutes=1)  # how stale last_used_at may get: one write a minute, not one a request
+
+
 class UserQueries:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -143,22 +146,52 @@ class UserQueries:
             await db.execute("UPDATE login_links SET used_at = ? WHERE token_hash = ?", (now_iso(), token_hash))
             return str(row[0])
 
-    async def add_web_session(self, user_id: str, token_hash: str, ttl: timedelta) -> None:
+    async def add_web_session(self, user_id: str, token_hash: str, ttl: timedelta, user_agent: str = "") -> str:
+        session_id = str(uuid.uuid4())
+        now = now_iso()
         await self._store.execute(
-            "INSERT INTO web_sessions (id, user_id, token_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
-            (str(uuid.uuid4()), user_id, token_hash, now_iso(ttl), now_iso()),
+            "INSERT INTO web_sessions (id, user_id, token_hash, expires_at, created_at, user_agent, last_used_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session_id, user_id, token_hash, now_iso(ttl), now, user_agent[:300], now),
         )
+        return session_id
 
     async def user_for_web_session(self, token_hash: str) -> dict[str, Any] | None:
+        """The user of a live browser session, with ``web_session_id``; its last use is noted once a minute."""
         row = await self._store.fetchone(
-            "SELECT u.* FROM web_sessions s JOIN users u ON u.id = s.user_id"
-            " WHERE s.token_hash = ? AND s.expires_at > ?",
+            "SELECT s.id AS web_session_id, s.last_used_at AS web_session_used_at, u.* FROM web_sessions s"
+            " JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
             (token_hash, now_iso()),
         )
-        return as_dict(row) if row else None
+        if row is None:
+            return None
+        found = as_dict(row)
+        if (found["web_session_used_at"] or "") < now_iso(-WEB_SESSION_TOUCH):
+            await self._store.execute(
+                "UPDATE web_sessions SET last_used_at = ? WHERE id = ?", (now_iso(), found["web_session_id"])
+            )
+        return found
+
+    async def web_sessions(self, user_id: str) -> list[dict[str, Any]]:
+        rows = await self._store.fetchall(
+            "SELECT id, user_agent, created_at, last_used_at, expires_at FROM web_sessions"
+            " WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC",
+            (user_id, now_iso()),
+        )
+        return [as_dict(r) for r in rows]
 
     async def end_web_session(self, token_hash: str) -> None:
         await self._store.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+
+    async def end_web_session_by_id(self, user_id: str, session_id: str) -> None:
+        changed = await self._store.execute(
+            "DELETE FROM web_sessions WHERE id = ? AND user_id = ?", (session_id, user_id)
+        )
+        if not changed:
+            raise NotFound(f"no browser session {session_id}")
+
+    async def set_password(self, user_id: str, password_hash: str) -> None:
+        await self._store.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
 
 def public_user(user: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,8 @@ PUBLIC = {
     ("POST", "/api/pairing/initiate"),
     ("GET", "/api/pairing/{code}"),
     ("POST", "/api/auth/login-link"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/token-login"),
     ("POST", "/api/auth/logout"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from claudenest import tokens
+from claudenest.clock import iso
 from claudenest.errors import Conflict
 from claudenest.relay.routes.deps import HubDep, SettingsDep, StoreDep, UserDep
 
@@ -140,9 +142,30 @@ async def list_sessions(
     store: StoreDep,
     machine_id: str | None = None,
     status: str | None = Query(None, max_length=30),
+    project_id: str | None = Query(None, max_length=64, description="sessions running as instances of this project"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    return {"sessions": await store.sessions.of_user(user["id"], machine_id=machine_id, status=status, limit=limit)}
+    """Newest first."""
+    sessions = await store.sessions.of_user(
+        user["id"], machine_id=machine_id, status=status, project_id=project_id, limit=limit
+    )
+    return {"sessions": sessions}
+
+
+@router.get("/api/usage/summary")
+async def usage_summary(
+    user: UserDep,
+    store: StoreDep,
+    tz_offset_minutes: int = Query(0, ge=-840, le=840, description="the viewer's UTC offset, for where today starts"),
+) -> dict[str, Any]:
+    """Tokens and cost of the sessions started today and in the last seven days (by the viewer's clock)."""
+    local_now = datetime.now(UTC) + timedelta(minutes=tz_offset_minutes)
+    midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(minutes=tz_offset_minutes)
+    return {
+        "today": await store.sessions.usage_since(user["id"], iso(midnight)),
+        "week": await store.sessions.usage_since(user["id"], iso(midnight - timedelta(days=6))),
+        "today_starts_at": iso(midnight),
+    }
 
 
 @router.get("/api/sessions/{session_id}")

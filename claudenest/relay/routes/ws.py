@@ -22,6 +22,7 @@ from claudenest.protocol import (
     ClientHello,
     Detach,
     Error,
+    Flow,
     FrameKind,
     Message,
     Resize,
@@ -35,6 +36,7 @@ from claudenest.relay.auth import authenticate_machine, authenticate_user
 from claudenest.relay.hub import AgentPeer, Hub, Viewer
 from claudenest.relay.outbox import Outbox
 from claudenest.relay.problems import domain_error_response, status_for
+from claudenest.relay.security import origin_matches
 from claudenest.store import Store
 
 log = logging.getLogger(__name__)
@@ -136,18 +138,6 @@ async def agent_socket(websocket: WebSocket) -> None:
         log.info("agent %s (%s) disconnected", machine["name"], machine["id"])
 
 
-def _origin_allowed(websocket: WebSocket) -> bool:
-    """Browsers send Origin; it must be exactly the relay's own public origin (no cross-site hijacking)."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return False
-    allowed = (
-        websocket.app.state.settings.public_origin
-        or f"{websocket.url.scheme.replace('ws', 'http')}://{websocket.headers.get('host', '')}"
-    )
-    return bool(origin.rstrip("/") == allowed.rstrip("/"))
-
-
 @router.websocket("/ws/client")
 async def client_socket(websocket: WebSocket) -> None:
     store: Store = websocket.app.state.store
@@ -160,7 +150,7 @@ async def client_socket(websocket: WebSocket) -> None:
             user_id = websocket.app.state.tickets.redeem(ticket) if ticket else None
             if user_id is None:
                 raise AuthError("send 'Authorization: Bearer cn_...' or a fresh ?ticket= from POST /api/ws-ticket")
-            if not _origin_allowed(websocket):
+            if not origin_matches(websocket, websocket.app.state.settings.public_origin):
                 raise AuthError("Origin not allowed")
             user = await store.users.by_id(user_id)
     except (AuthError, NotFound) as exc:
@@ -217,6 +207,11 @@ async def _viewer_input(hub: Hub, viewer: Viewer, data: str | bytes) -> None:
         hub.detach(viewer, message.session_id)
     elif isinstance(message, Watch):
         hub.watch(viewer)
+    elif isinstance(message, Flow):
+        if message.paused:
+            viewer.outbox.pause()
+        else:
+            viewer.outbox.resume()
     elif isinstance(message, Resize):
         if hub.attachment(viewer, message.session_id).read_only:
             raise Conflict("this viewer is attached read-only")

@@ -74,7 +74,9 @@ export const sessions = {
     request<unknown>("POST", `/api/sessions/${enc(id)}/deny`, message ? { message } : {}),
   resize: (id: string, cols: number, rows: number) =>
     request<unknown>("POST", `/api/sessions/${enc(id)}/resize`, { cols, rows }),
-  usage: () => request<UsageSummary>("GET", "/api/usage/summary"),
+  /** Today (by this browser's clock) and the last seven days. */
+  usage: () =>
+    request<UsageSummary>("GET", "/api/usage/summary", undefined, { tz_offset_minutes: -new Date().getTimezoneOffset() }),
 };
 
 // ---- projects, tasks, locks, instances, context, activity ----------------------------------------------------
