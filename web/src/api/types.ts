@@ -96,13 +96,15 @@ export interface Project {
   id: string;
   name: string;
   project_path: string;
-  summary: string | null;
-  architecture: string | null;
-  conventions: string | null;
-  current_focus: string | null;
-  recent_changes: string | null;
-  token_budget: number | null;
+  summary: string;
+  architecture: string;
+  conventions: string;
+  current_focus: string;
+  recent_changes: string;
+  token_budget: number;
+  settings: Record<string, unknown>;
   created_at: string;
+  updated_at: string;
   [key: string]: unknown;
 }
 
@@ -122,10 +124,12 @@ export interface Task {
   estimate: string | null;
   completion_summary: string | null;
   files_modified: string[];
-  blocked_reason?: string | null;
+  blocked_reason: string | null;
   created_by: string;
   created_at: string;
-  updated_at?: string;
+  updated_at: string;
+  claimed_at: string | null;
+  completed_at: string | null;
   [key: string]: unknown;
 }
 
@@ -133,45 +137,62 @@ export interface Instance {
   id: string;
   project_id: string;
   name: string;
-  status: string;
+  status: "active" | "disconnected" | "ended" | (string & {});
   current_task_id: string | null;
   session_id: string | null;
   machine_id: string | null;
   last_heartbeat_at: string | null;
   tasks_completed: number;
+  created_at: string;
+  ended_at: string | null;
   [key: string]: unknown;
 }
 
 export interface FileLock {
   id: string;
+  project_id: string;
   path: string;
-  instance_id: string;
-  holder?: string;
-  reason: string | null;
-  expires_at: string;
+  holder_instance_id: string;
+  holder_name: string;
+  reason: string;
   fencing: number;
-  [key: string]: unknown;
+  expires_at: string;
+  created_at: string;
 }
 
-export interface ContextResult {
+export interface ContextChunk {
   id: string;
+  project_id: string;
   content: string;
   type: string;
   files: string[];
-  score: number;
-  keyword_rank: number | null;
-  vector_rank: number | null;
+  instance_id: string | null;
+  task_id: string | null;
+  importance: number;
+  expires_at: string | null;
+  created_at: string;
   [key: string]: unknown;
 }
 
+export interface ContextResult extends ContextChunk {
+  score: number;
+  keyword_rank: number | null;
+  vector_rank: number | null;
+  distance: number | null;
+}
+
+/** One row of a project's activity log (docs/coordination.md): `id` is its commit order. `data.by` names who
+ * acted (an instance's name or the owner's email); `project_name` is there in GET /api/activity's rows only. */
 export interface Activity {
-  id: string;
+  id: number;
   project_id: string;
   kind: string;
-  actor: string;
-  summary?: string;
-  message?: string;
+  instance_id: string | null;
+  task_id?: string | null; // always sent; optional only for the dashboard's ActivityRow, which re-declares it
+  message: string;
+  data: Record<string, unknown>;
   created_at: string;
+  project_name?: string;
   [key: string]: unknown;
 }
 
