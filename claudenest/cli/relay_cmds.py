@@ -13,7 +13,7 @@ import click
 from claudenest import tokens
 from claudenest.cli.common import err, handle_errors, json_option, out, print_json, run, table
 from claudenest.config import RelaySettings, load_settings
-from claudenest.relay.server import database_path, serve
+from claudenest.relay.server import database_path, serve, url_file
 from claudenest.store import Store
 
 
@@ -150,9 +150,14 @@ LOGIN_LINK_TTL = timedelta(minutes=10)
 
 
 def relay_url(settings: RelaySettings) -> str:
-    """Where browsers reach this relay: the public origin, else the address it listens on."""
+    """Where browsers reach this relay: the public origin, else the address the running relay noted, else the
+    address it is configured to listen on."""
     if settings.public_origin:
         return settings.public_origin.rstrip("/")
+    with contextlib.suppress(OSError):
+        noted = url_file(database_path(settings)).read_text().strip()
+        if noted:
+            return noted
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     scheme = "https" if settings.tls_cert else "http"
     return f"{scheme}://{host}:{settings.port}"

@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -63,6 +64,12 @@ class RelayServer(uvicorn.Server):
 
 def database_path(settings: RelaySettings) -> str:
     return settings.database or str(paths().ensure().database)
+
+
+def url_file(database: str) -> Path:
+    """Where a running relay notes the URL it serves (its port may have been picked by the OS), for
+    `relay login-link` on the same box; removed when the relay stops."""
+    return Path(database + ".url")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -129,6 +136,7 @@ async def serve(
         while not server.started and not serve_task.done():
             await asyncio.sleep(0.02)
         if server.started:
+            url_file(store.path).write_text(url + "\n")
             log.info("relay listening on %s (database %s)", url, store.path)
             if on_ready is not None:
                 on_ready(running)
@@ -140,4 +148,6 @@ async def serve(
             for task in running.companions:
                 with contextlib.suppress(BaseException):
                     await task
+        if running is not None:
+            url_file(store.path).unlink(missing_ok=True)
         await store.close()
