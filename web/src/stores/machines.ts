@@ -1,7 +1,7 @@
 // The user's machines: online state (re-read every 15 s while a page shows it; the watch socket carries session
 // events only), rename, revoke, pairing approval and each machine's discovery.
 import { defineStore } from "pinia";
-import { computed, ref } from "vue";
+import { computed, onBeforeUnmount, onMounted, ref } from "vue";
 import { machines as api } from "@/api/client";
 import type { Discovery, Machine, PairingInfo } from "@/api/types";
 
@@ -94,4 +94,32 @@ export const useMachinesStore = defineStore("machines", () => {
 export function normalizeCode(raw: string): string {
   const compact = raw.toUpperCase().replace(/[^A-Z0-9]/g, "");
   return compact.length === 6 ? `${compact.slice(0, 3)}-${compact.slice(3)}` : raw.trim().toUpperCase();
+}
+
+const MACHINES_REFRESH_MS = 15_000;
+let followers = 0;
+let followTimer: ReturnType<typeof setInterval> | null = null;
+
+/** The machines list, re-read every 15 s while a component that calls this is mounted (and when the tab is shown). */
+export function useLiveMachines(): ReturnType<typeof useMachinesStore> {
+  const store = useMachinesStore();
+  const tick = (): void => void store.refresh().catch(() => undefined);
+  const onVisible = (): void => {
+    if (document.visibilityState === "visible") tick();
+  };
+  onMounted(() => {
+    tick();
+    followers += 1;
+    if (followers === 1) followTimer = setInterval(tick, MACHINES_REFRESH_MS);
+    document.addEventListener("visibilitychange", onVisible);
+  });
+  onBeforeUnmount(() => {
+    document.removeEventListener("visibilitychange", onVisible);
+    followers -= 1;
+    if (followers === 0 && followTimer) {
+      clearInterval(followTimer);
+      followTimer = null;
+    }
+  });
+  return store;
 }

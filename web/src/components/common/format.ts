@@ -77,3 +77,11 @@ export function permissionInputText(input: Record<string, unknown> | null | unde
   }
   return JSON.stringify(input, null, 2);
 }
+
+/** What a session runs, as a person would type it. */
+export function sessionTitle(session: { command: string[] | null; mode: string; initial_prompt: string | null }): string {
+  if (session.command && session.command.length > 0) {
+    return session.command.map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)).join(" ");
+  }
+  return session.mode === "headless" ? "claude (headless)" : "claude";
+}
