@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import httpx
 import pytest
@@ -247,3 +248,27 @@ def other_user(stack: Stack) -> User:
     from tests.e2e.harness import add_user
 
     return add_user(stack.relay, "browser-other@example.com", stack.root / "browser-other")
+
+
+CLIENT_TS = Path(__file__).parents[2] / "web" / "src" / "api" / "client.ts"
+REQUEST_CALL = re.compile(r'request<.*?>\(\s*"(GET|POST|PUT|PATCH|DELETE)",\s*(`[^`]*`|"[^"]*")', re.S)
+
+
+def _template(path: str) -> str:
+    path = path.strip('`"')
+    path = re.sub(r"\$\{project\([^)]*\)\}", "/api/projects/{}", path)
+    return re.sub(r"\$\{[^}]*\}", "{}", path)
+
+
+def test_the_dashboards_api_client_calls_only_routes_the_relay_documents(stack: Stack) -> None:
+    """web/src/api/client.ts is checked against /openapi.json: a renamed route cannot break the dashboard silently."""
+    spec = get(stack, "/openapi.json").json()
+    documented = {
+        (method.upper(), re.sub(r"\{[^}]*\}", "{}", path))
+        for path, methods in spec["paths"].items()
+        for method in methods
+    }
+    calls = {(method, _template(path)) for method, path in REQUEST_CALL.findall(CLIENT_TS.read_text())}
+    assert len(calls) >= 40, calls
+    missing = sorted(call for call in calls if call not in documented)
+    assert missing == [], f"client.ts calls routes the relay does not have: {missing}"

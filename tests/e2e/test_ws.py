@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 
@@ -21,9 +22,11 @@ from claudenest.protocol import (
     Attached,
     ClientHello,
     Error,
+    Flow,
     Frame,
     FrameKind,
     Welcome,
+    decode_frame,
     decode_message,
     encode_frame,
     encode_message,
@@ -252,3 +255,50 @@ def test_bad_peers_leave_no_tracebacks_or_errors_in_the_relay_log(stack: Stack) 
     log = stack.relay.proc.output  # type: ignore[union-attr]
     assert "Traceback" not in log
     assert " ERROR " not in log
+
+
+async def test_a_viewer_that_pauses_its_flow_gets_nothing_until_it_resumes_and_loses_nothing(stack: Stack) -> None:
+    """The dashboard pauses while xterm.js has too much output waiting to be drawn, then resumes."""
+    session = stack.user.api(
+        "POST",
+        "/api/sessions",
+        json={"machine_id": stack.agent.machine_id, "command": ["bash", "--norc", "--noprofile"]},
+    ).json()["session"]
+    sid = session["id"]
+    ws = await viewer(stack)
+    try:
+        await ws.send(encode_message(Attach(session_id=sid, from_offset=0)))
+        attached = await next_message(ws)
+        assert isinstance(attached, Attached)
+        received = bytearray()
+
+        async def drain(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    return
+                if isinstance(raw, bytes):
+                    frame = decode_frame(raw)
+                    assert frame.offset == attached.from_offset + len(received), "a byte lost or doubled"
+                    received.extend(frame.payload)
+
+        await drain(1.0)  # the prompt
+        await ws.send(encode_message(Flow(paused=True)))
+        await asyncio.sleep(0.2)
+        before = len(received)
+        stack.user.api("POST", f"/api/sessions/{sid}/input", json={"text": "seq 1 2000\n"})
+        await drain(timeout(1.5))
+        assert len(received) == before, "output arrived while paused"
+        await ws.send(encode_message(Flow(paused=False)))
+        for _ in range(100):
+            await drain(0.3)
+            if b"\r\n2000\r\n" in received:
+                break
+        text = re.sub(rb"\x1b\[[?0-9;]*[a-zA-Z]|\r", b"", bytes(received))  # bash's bracketed-paste switches
+        lines = [line for line in text.split(b"\n") if line.isdigit()]
+        assert lines == [str(n).encode() for n in range(1, 2001)]
+    finally:
+        await ws.close()
+        stack.user.api("POST", f"/api/sessions/{sid}/terminate")

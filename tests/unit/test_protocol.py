@@ -53,6 +53,7 @@ SAMPLES: list[p.Message] = [
     p.SessionUsage(session_id=SID, usage={"total_tokens": 10, "cost_usd": 0.01}),
     p.Discovery(found={"skills": [], "mcp_servers": []}),
     p.Watch(),
+    p.Flow(paused=True),
     p.Error(code="not_found", message="no such session", session_id=SID),
 ]
 

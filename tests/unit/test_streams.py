@@ -243,6 +243,24 @@ async def test_items_put_after_start_wake_the_writer(peer_box: tuple[Peer, Outbo
     assert peer.sent == [p.Kill(session_id=S1)]
 
 
+async def test_a_paused_peer_gets_nothing_until_it_resumes_and_its_backlog_is_counted(
+    peer_box: tuple[Peer, Outbox],
+) -> None:
+    peer, box = peer_box
+    box.start()
+    box.pause()
+    box.put(Output(S1, 0, b"held"))
+    box.put(p.SessionStatus(session_id=S1, status="idle"))
+    await asyncio.sleep(0.05)
+    assert peer.sent == []
+    assert box.paused
+    assert box.queued_bytes == 4  # what waits counts, so the hub's backpressure and gap policy bound it
+    box.resume()
+    await peer.until(2)
+    assert peer.sent == [out(S1, 0, b"held"), p.SessionStatus(session_id=S1, status="idle")]
+    assert box.queued_bytes == 0
+
+
 async def test_drop_output_returns_first_dropped_offset(peer_box: tuple[Peer, Outbox]) -> None:
     peer, box = peer_box
     note = p.Gap(session_id=S2, from_offset=0, to_offset=3)
