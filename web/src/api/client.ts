@@ -112,9 +112,14 @@ export const tasks = {
     request<{ task: Task }>("POST", `${project(projectId)}/tasks`, fields),
   update: (projectId: string, id: string, fields: TaskFields) =>
     request<{ task: Task }>("PATCH", `${project(projectId)}/tasks/${enc(id)}`, fields),
-  /** The owner assigns a pending task to one of the project's instances (in progress). */
-  claim: (projectId: string, id: string, instanceId: string) =>
-    request<{ task: Task }>("POST", `${project(projectId)}/tasks/${enc(id)}/claim`, { instance_id: instanceId }),
+  /** The owner assigns a pending task to one of the project's live instances (in progress); without an instance
+   * the relay answers 403 naming the live instances, or saying there is none. */
+  claim: (projectId: string, id: string, instanceId?: string) =>
+    request<{ task: Task }>(
+      "POST",
+      `${project(projectId)}/tasks/${enc(id)}/claim`,
+      instanceId ? { instance_id: instanceId } : undefined,
+    ),
   release: (projectId: string, id: string) =>
     request<{ task: Task }>("POST", `${project(projectId)}/tasks/${enc(id)}/release`),
   complete: (projectId: string, id: string, summary: string) =>
@@ -133,8 +138,9 @@ export const tasks = {
 
 export const locks = {
   list: (projectId: string) => request<{ locks: FileLock[] }>("GET", `${project(projectId)}/locks`),
+  /** The owner may release any instance's lock; `released` is false when no live lock was on the path. */
   release: (projectId: string, path: string) =>
-    request<unknown>("POST", `${project(projectId)}/locks/release`, { path }),
+    request<{ released: boolean }>("POST", `${project(projectId)}/locks/release`, { path }),
 };
 
 export const context = {
