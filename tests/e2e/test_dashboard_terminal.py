@@ -274,6 +274,34 @@ def test_read_only_shows_output_but_sends_no_keys(term: TermStack, browser: Any)
         page.context.close()
 
 
+def test_a_50_mb_flood_reaches_the_screen_and_the_tab_stays_responsive_with_bounded_memory(
+    term: TermStack, browser: Any
+) -> None:
+    sid = term.new_session()
+    page = new_page(browser)
+    try:
+        open_terminal(page, term, sid)
+        wait_prompt(page)
+        type_line(
+            page,
+            "yes 'flood flood flood flood flood flood flood flood flood flood' | head -c 50000000; echo FLOOD-$((6*7))",
+        )
+
+        # Read only the rendered rows while it runs: each answer is itself proof the tab is not frozen.
+        def finished() -> bool:
+            return bool(page.evaluate("() => document.querySelector('.xterm-rows').textContent.includes('FLOOD-42')"))
+
+        wait_until(finished, seconds=240, message="the flood's last line on screen")
+        wait_line(page, "FLOOD-42")
+        heap = page.evaluate("() => performance.memory.usedJSHeapSize")
+        assert heap < 150_000_000, f"{heap / 1e6:.0f} MB of JS heap after a 50 MB flood"
+        type_line(page, "echo still-typing")
+        wait_line(page, "still-typing")
+        assert page.console_errors == []
+    finally:
+        page.context.close()
+
+
 # -- phone -------------------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,8 @@ import { WebLinksAddon } from "@xterm/addon-web-links";
 import "@xterm/xterm/css/xterm.css";
 import type { TerminalSink } from "./useTerminalConnection";
 
+const WRITE_PIECE = 16 << 10;
+
 const THEME: ITheme = {
   background: "#151412",
   foreground: "#ecebe7",
@@ -71,7 +73,19 @@ export function useTerminalXterm(options: { fontSize: number; onResize: (cols: n
   }
 
   const sink: TerminalSink = {
-    write: (data, parsed) => term.write(data, parsed),
+    write: (data, parsed) => {
+      // xterm parses one write() without yielding, however large: hand it pieces so a 1 MiB frame does not stall
+      // the page (its write buffer yields between pieces after ~12 ms of work).
+      if (data.length <= WRITE_PIECE) {
+        term.write(data, parsed);
+        return;
+      }
+      for (let start = 0; start < data.length; start += WRITE_PIECE) {
+        const end = Math.min(start + WRITE_PIECE, data.length);
+        const piece = typeof data === "string" ? data.slice(start, end) : data.subarray(start, end);
+        term.write(piece, end === data.length ? parsed : undefined);
+      }
+    },
     size: () => (element && element.clientWidth > 0 ? { cols: term.cols, rows: term.rows } : null),
   };
 
