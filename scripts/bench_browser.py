@@ -372,6 +372,7 @@ class Tool:
     setup: Any = None  # (page) -> None, after the shell is ready
     samples: list[float] = field(default_factory=list)
     parts: list[dict[str, float]] = field(default_factory=list)
+    round_p50s: list[float] = field(default_factory=list)
 
 
 def install_probe(page: Any, source: str, seconds: float) -> None:
@@ -408,6 +409,9 @@ def prepare_shell(page: Any, tool: Tool) -> None:
     install_probe(page, tool.source, 30)
     focus(page)
     wait_text(page, "regex", r"bash-[0-9.]+[#$]", 30, f"{tool.name}'s bash prompt")
+    if tool.name.startswith("claudenest"):
+        # The prompt may come from the log (scrollback) before the socket is live; keys typed then are dropped.
+        page.wait_for_function("() => !document.querySelector('[data-testid=connection-state]')", timeout=30_000)
 
 
 def type_line(page: Any, text: str) -> None:
@@ -589,6 +593,8 @@ def claudenest_tools(browser: Any, cn: ClaudeNest, timeout_s: float) -> tuple[li
     if not signed.ok:
         raise BenchError(f"login link refused: {signed.status} {signed.text()}")
     load = first_load(context, f"{cn.url}/dashboard")  # before anything else fills the cache
+    if load["landed_on"] != "/dashboard":
+        raise BenchError(f"the first load of /dashboard ended on {load['landed_on']} (not signed in?)")
     machines = context.request.get(f"{cn.url}/api/machines").json()["machines"]
     if not machines:
         raise BenchError("claudenest up registered no machine")
@@ -660,6 +666,7 @@ def run_keys(tools: list[Tool], keys: int, rounds: int, warmup: int, rng: random
                 if tool.setup is not None:
                     tool.setup(page)
                 typed = ""
+                first = len(tool.samples)
                 for i in range(warmup + count):
                     typed += KEYS[len(typed) % len(KEYS)]
                     got = key_echo(page, typed, 10)
@@ -676,6 +683,7 @@ def run_keys(tools: list[Tool], keys: int, rounds: int, warmup: int, rng: random
                                 "messages": got["count"],
                             }
                         )
+                tool.round_p50s.append(round(statistics.median(tool.samples[first:]), 2))
             finally:
                 close_terminal(page)
         print(f"  keys round {r + 1}/{rounds} done", flush=True)
@@ -694,6 +702,15 @@ def versions(wetty_main: Path | None) -> dict[str, str]:
             pkg = wetty_main.parents[2] / "@xterm" / "xterm" / "package.json"
             out["wetty_xterm"] = json.loads(pkg.read_text())["version"]
     with contextlib.suppress(Exception):
+        static = ROOT / "claudenest" / "relay" / "static"
+        entry = re.search(r'src="(/assets/[^"]+\.js)"', (static / "index.html").read_text())
+        built = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((static / "index.html").stat().st_mtime))
+        out["dashboard_build"] = f"{entry.group(1) if entry else '?'} built {built}"
+    with contextlib.suppress(Exception):
+        git = ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI"]
+        commit = subprocess.run(git, capture_output=True, text=True, timeout=10)
+        out["git_head"] = commit.stdout.strip()
+    with contextlib.suppress(Exception):
         out["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     return out
 
@@ -704,7 +721,15 @@ def fmt_bytes(n: float) -> str:
 
 def print_report(result: dict[str, Any]) -> None:
     print()
-    print(f"Chromium: {result['env'].get('chromium', '?')}; load average at start {result['loadavg_start']}")
+    env = result["env"]
+    print(
+        f"Chromium: {env.get('chromium', '?')}; {env.get('cpus')} CPUs; load average at start"
+        f" {result['loadavg_start']}, at end {result.get('loadavg_end')}"
+    )
+    print(
+        f"dashboard: {env.get('dashboard_build', '?')} (git {env.get('git_head', '?')}), xterm"
+        f" {env.get('dashboard_xterm', '?')}; wetty {WETTY_VERSION}, xterm {env.get('wetty_xterm', '?')}"
+    )
     load = result.get("first_load")
     if load:
         print()
@@ -733,6 +758,8 @@ def print_report(result: dict[str, Any]) -> None:
                 f"   {name:20} {p['n']:>5} {p['min_ms']:>7.2f} {p['p50_ms']:>7.2f} {p['p90_ms']:>7.2f}"
                 f" {p['p99_ms']:>7.2f} {p['max_ms']:>7.2f} {p['mean_ms']:>7.2f}"
             )
+        for name, p50s in result.get("keys_round_p50_ms", {}).items():
+            print(f"   {name:20} p50 of each round: {', '.join(f'{x:.1f}' for x in p50s)}")
         for name, parts in result.get("keys_breakdown_p50_ms", {}).items():
             print(
                 f"   {name:20} medians: keydown->WebSocket send {parts['keydown_to_send']:.2f},"
@@ -808,6 +835,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         for t in tools
                         if t.parts
                     }
+                    result["keys_round_p50_ms"] = {t.name: t.round_p50s for t in tools}
                     result["keys_raw_ms"] = {t.name: [round(s, 3) for s in t.samples] for t in tools}
                 if args.flood_mb > 0:
                     result["flood"] = {}
