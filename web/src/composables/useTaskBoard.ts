@@ -7,7 +7,8 @@ import { onBeforeUnmount, ref } from "vue";
 import type { TaskStatus } from "@/api/types";
 
 const START_DISTANCE = 6; // px a mouse moves before a press becomes a drag
-const EDGE = 56; // px from the window's edge where dragging scrolls
+const EDGE_TOP = 64; // px from the window's top edge where dragging scrolls up
+const EDGE_BOTTOM = 110; // and from its bottom (a phone's tab bar covers the last 72 px)
 const SCROLL_STEP = 12;
 
 export interface DragState {
@@ -86,7 +87,7 @@ export function useTaskBoard(onDrop: (taskId: string, from: TaskStatus, to: Task
   }
 
   function edgeScroll(y: number): void {
-    scrollBy = y < EDGE ? -SCROLL_STEP : y > window.innerHeight - EDGE ? SCROLL_STEP : 0;
+    scrollBy = y < EDGE_TOP ? -SCROLL_STEP : y > window.innerHeight - EDGE_BOTTOM ? SCROLL_STEP : 0;
     if (scrollBy !== 0 && scrollTimer === null) {
       scrollTimer = setInterval(() => {
         if (scrollBy === 0 || !drag.value) return stopScroll();
