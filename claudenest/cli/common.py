@@ -56,11 +56,13 @@ def print_json(value: Any) -> None:
 
 
 def table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
-    grid = Table(title=title, show_edge=False, header_style="bold")
+    """Values are plain text: a name like ``[/x]`` or ``[red]docs`` from the relay is shown as it is, never read as
+    rich markup (which would raise MarkupError or swallow the brackets)."""
+    grid = Table(title=Text(title) if title else None, show_edge=False, header_style="bold")
     for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*("" if v is None else str(v) for v in row))
+        grid.add_row(*(Text("" if v is None else str(v)) for v in row))
     out.print(grid)
 
 

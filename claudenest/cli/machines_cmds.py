@@ -102,6 +102,7 @@ def machines_approve(code: str, name: str | None, yes: bool, relay_url: str | No
                 f"Machine asking to pair: {info['hostname']} ({info['platform']}) from {info['ip']}, "
                 f"name {name or info['requested_name']!r}.",
                 highlight=False,
+                markup=False,
             )
             if not click.confirm("Is this your machine? Approve it", default=False):
                 raise ClaudenestError("not approved")
@@ -174,4 +175,5 @@ def pair(relay_url: str, name: str | None, as_json: bool) -> None:
             f"Linked as {result['machine']['name']} to {result['user']['email']} on {relay_url}.\n"
             f"Machine token stored in {where}. Start the agent with `claudenest agent run`.",
             highlight=False,
+            markup=False,
         )

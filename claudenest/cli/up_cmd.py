@@ -84,6 +84,7 @@ def up(**flags: Any) -> None:
             f"  Open this one-time link to sign the browser in (10 minutes): {state['login_url']}\n"
             f"  Signed in on this machine as {state['email']}: try `claudenest sessions new --command bash`.",
             highlight=False,
+            markup=False,
         )
 
     with contextlib.suppress(KeyboardInterrupt):

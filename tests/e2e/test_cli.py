@@ -9,6 +9,7 @@ import click.testing
 import pytest
 
 from claudenest.cli.main import cli as root
+from tests.e2e.conftest import Stack
 from tests.e2e.harness import cli
 
 
@@ -87,3 +88,25 @@ def test_relay_unit_is_hardened() -> None:
     unit = (Path(__file__).parents[2] / "systemd" / "claudenest-relay.service").read_text()
     for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=claudenest", "ProtectHome=yes"):
         assert setting in unit
+
+
+HOSTILE_NAMES = ["[/x] closes nothing", "[red]docs", "[bold]<img src=x onerror=alert(1)>"]
+
+
+def test_markup_in_names_from_the_relay_is_shown_as_typed(stack: Stack) -> None:
+    """A project, task or session command holding rich markup must neither crash a table nor lose its brackets."""
+    for index, name in enumerate(HOSTILE_NAMES):
+        project = stack.user.api("POST", "/api/projects", json={"name": f"{name} {index}", "project_path": "/p"})
+        assert project.status_code == 201, project.text
+        project_id = project.json()["project"]["id"]
+        stack.user.api("POST", f"/api/projects/{project_id}/tasks", json={"title": name})
+        stack.user.api("POST", "/api/sessions", json={"machine_id": stack.agent.machine_id, "command": ["echo", name]})
+    wide = {"COLUMNS": "250"}  # one row per line, so each name can be found whole
+    listed = stack.user.cli("projects", "list", env=wide)
+    sessions = stack.user.cli("sessions", "list", env=wide)
+    for index, name in enumerate(HOSTILE_NAMES):
+        assert f"{name} {index}" in listed.stdout
+        tasks = stack.user.cli("tasks", "list", "-p", f"{name} {index}", env=wide)
+        assert name in tasks.stdout, tasks.stdout
+    assert "[red]docs" in sessions.stdout
+    assert "[/x]" in sessions.stdout
