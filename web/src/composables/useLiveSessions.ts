@@ -20,6 +20,7 @@ type SocketFactory = (handlers: SocketHandlers) => LiveSocket;
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
+const WATCH_SETTLE_MS = 1_500;
 const LIST_REFRESH_MS = 60_000; // totals and last messages are not in the events; never faster than every 10 s
 
 export class LiveSessions {
@@ -30,6 +31,7 @@ export class LiveSessions {
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
+  private settleTimer: ReturnType<typeof setTimeout> | null = null;
   private connecting = false;
   private lastRefresh = 0;
 
@@ -55,7 +57,8 @@ export class LiveSessions {
     document.removeEventListener("visibilitychange", this.onVisibility);
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.refreshTimer = this.retryTimer = null;
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.refreshTimer = this.retryTimer = this.settleTimer = null;
     const socket = this.socket;
     this.socket = null;
     socket?.close();
@@ -109,6 +112,13 @@ export class LiveSessions {
       this.state.value = "live";
       this.lastError.value = null;
       await this.refresh(); // after watch: whatever changed while we were away
+      // The relay does not acknowledge `watch`: an event published after that list was read but before the relay
+      // registered the watch would be missed. One more read once the watch is surely in place closes the gap.
+      if (this.settleTimer) clearTimeout(this.settleTimer);
+      this.settleTimer = setTimeout(() => {
+        this.settleTimer = null;
+        if (this.socket === socket) void this.refresh();
+      }, WATCH_SETTLE_MS);
     } catch (e) {
       this.lastError.value = e instanceof Error ? e.message : String(e);
       if (this.socket === socket) this.lost();

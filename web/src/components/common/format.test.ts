@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatAge, formatCost, formatTokens, permissionInputText, statusLabel } from "./format";
+import { describeUserAgent, formatAge, formatCost, formatTokens, permissionInputText, sessionTitle, statusLabel } from "./format";
 
 describe("usage formatting", () => {
   it("shortens token counts", () => {
@@ -42,5 +42,26 @@ describe("usage formatting", () => {
     expect(permissionInputText({ file_path: "/etc/passwd" })).toBe("/etc/passwd");
     expect(permissionInputText({ file_path: "/a", content: "x" })).toBe('{\n  "file_path": "/a",\n  "content": "x"\n}');
     expect(permissionInputText({})).toBe("");
+  });
+});
+
+describe("names for people", () => {
+  it("names a browser and its system", () => {
+    const chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+    expect(describeUserAgent(chrome)).toBe("Chrome on Linux");
+    const iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Version/18.1 Mobile/15E148 Safari/604.1";
+    expect(describeUserAgent(iphone)).toBe("Safari on iOS");
+    expect(describeUserAgent("Mozilla/5.0 (Windows NT 10.0; rv:133.0) Gecko/20100101 Firefox/133.0")).toBe("Firefox on Windows");
+    expect(describeUserAgent(null)).toBe("Unknown browser");
+    expect(describeUserAgent("something-else/1.0")).toBe("something-else/1.0");
+  });
+
+  it("shows a session's command as it would be typed", () => {
+    expect(sessionTitle({ command: ["bash", "-c", "echo hi; ls"], mode: "interactive", initial_prompt: null })).toBe(
+      "bash -c 'echo hi; ls'",
+    );
+    expect(sessionTitle({ command: ["echo", "it's"], mode: "interactive", initial_prompt: null })).toBe("echo 'it'\\''s'");
+    expect(sessionTitle({ command: null, mode: "interactive", initial_prompt: null })).toBe("claude");
+    expect(sessionTitle({ command: null, mode: "headless", initial_prompt: "hi" })).toBe("claude (headless)");
   });
 });

@@ -85,3 +85,30 @@ export function sessionTitle(session: { command: string[] | null; mode: string; 
   }
   return session.mode === "headless" ? "claude (headless)" : "claude";
 }
+
+/** "Chrome on Linux" from a User-Agent header; the header itself when it is not recognised. */
+export function describeUserAgent(agent: string | null | undefined): string {
+  if (!agent) return "Unknown browser";
+  const browser =
+    [
+      [/Edg\//, "Edge"],
+      [/OPR\/|Opera/, "Opera"],
+      [/Firefox\//, "Firefox"],
+      [/HeadlessChrome\//, "Headless Chrome"],
+      [/Chrome\/|CriOS\//, "Chrome"],
+      [/Safari\//, "Safari"],
+      [/curl\//, "curl"],
+      [/python-httpx|python-requests|aiohttp/, "Python"],
+    ].find(([pattern]) => (pattern as RegExp).test(agent))?.[1] ?? null;
+  const system =
+    [
+      [/Android/, "Android"],
+      [/iPhone|iPad|iPod/, "iOS"],
+      [/Mac OS X|Macintosh/, "macOS"],
+      [/Windows/, "Windows"],
+      [/CrOS/, "ChromeOS"],
+      [/Linux/, "Linux"],
+    ].find(([pattern]) => (pattern as RegExp).test(agent))?.[1] ?? null;
+  if (!browser) return agent.slice(0, 80);
+  return system ? `${browser} on ${system}` : (browser as string);
+}
