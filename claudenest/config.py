@@ -137,6 +137,10 @@ def read_config_file(p: Paths | None = None) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p.config_file}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p.config_file} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p.config_file}: {exc.strerror}") from exc
 
 
 def load_settings(p: Paths | None = None) -> Settings:

@@ -149,6 +149,14 @@ def test_bad_config_file_is_a_config_error(home: Path, text: str, match: str) ->
         config.load_settings()
 
 
+def test_a_config_file_that_is_not_utf8_is_a_config_error_naming_it(home: Path) -> None:
+    write_config(home, "")
+    path = config.paths().config_file
+    path.write_bytes(b'[relay]\npublic_origin = "caf\xe9"\n')  # Latin-1, as an old editor saves it
+    with pytest.raises(ConfigError, match=r"config\.toml is not UTF-8 text .*save it as UTF-8"):
+        config.load_settings()
+
+
 @pytest.mark.parametrize(("name", "value"), [("CLAUDENEST_RELAY_PORT", "abc"), ("CLAUDENEST_AGENT_RING_BYTES", "8MB")])
 def test_bad_environment_value_is_a_config_error(
     home: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
