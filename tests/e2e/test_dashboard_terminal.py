@@ -202,6 +202,59 @@ def test_relay_killed_and_restarted_the_page_resumes_with_every_line_once_and_a_
         page.context.close()
 
 
+def test_network_drop_and_frozen_background_tab_resume_without_loss_or_doubles(term: TermStack, browser: Any) -> None:
+    sid = term.new_session()
+    page = new_page(browser)
+    try:
+        open_terminal(page, term, sid)
+        wait_prompt(page)
+        page.context.set_offline(True)
+        page.get_by_test_id("connection-state").filter(has_text="reconnecting").wait_for()
+        term.user.cli("sessions", "send", sid, "for i in $(seq 1 300); do echo offline-$i; done")
+        page.context.set_offline(False)
+        wait_live(page)
+        wait_line(page, "offline-300")
+        assert [row for row in lines(page) if row.startswith("offline-")] == [f"offline-{i}" for i in range(1, 301)]
+
+        # A background tab the browser froze: no script runs while the session prints; then it thaws.
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Page.setWebLifecycleState", {"state": "frozen"})
+        term.user.cli("sessions", "send", sid, "for i in $(seq 1 300); do echo frozen-$i; done")
+        wait_until(lambda: "frozen-300" in term.user.cli("sessions", "logs", sid).stdout, message="printed")
+        cdp.send("Page.setWebLifecycleState", {"state": "active"})
+        wait_line(page, "frozen-300")
+        assert [row for row in lines(page) if row.startswith("frozen-")] == [f"frozen-{i}" for i in range(1, 301)]
+        assert page.console_errors == []
+    finally:
+        page.context.close()
+
+
+def test_copy_and_paste_through_the_clipboard(term: TermStack, browser: Any) -> None:
+    sid = term.new_session()
+    page = new_page(browser)
+    try:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=term.relay.url)
+        open_terminal(page, term, sid)
+        wait_prompt(page)
+        type_line(page, "echo copy-me-please")
+        wait_line(page, "copy-me-please")
+        # Select the output word with a double click on its rendered row, then Copy.
+        row = page.locator(".xterm-rows > div").filter(has_text=re.compile(r"^copy-me-please\s*$"))
+        box = row.bounding_box()
+        page.mouse.dblclick(box["x"] + 20, box["y"] + box["height"] / 2)  # xterm's screen layer takes the clicks
+        page.get_by_test_id("copy").click()
+        page.get_by_test_id("terminal-notice").filter(has_text="Copied").wait_for()
+        assert page.evaluate("() => navigator.clipboard.readText()") == "copy-me-please"
+
+        page.evaluate("() => navigator.clipboard.writeText('echo pasted-$((40+2))')")
+        page.get_by_test_id("paste").click()
+        wait_screen(page, lambda text: text.rstrip().endswith("echo pasted-$((40+2))"), "the pasted command line")
+        page.keyboard.press("Enter")
+        wait_line(page, "pasted-42")
+    finally:
+        page.context.close()
+
+
 def test_permission_requests_are_approved_and_denied_from_the_terminal_bar(
     term: TermStack, browser: Any, tmp_path: Path
 ) -> None:

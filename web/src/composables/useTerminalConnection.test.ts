@@ -178,6 +178,55 @@ describe("TerminalConnection", () => {
     connection.stop();
   });
 
+  it("shows reconnecting as soon as the network goes away and resumes when it is back", async () => {
+    const { connection, sockets, last, attaches } = setup();
+    const stop = connection.watchPage(window, document);
+    await connection.start();
+    await flush();
+    last().attached(0);
+    last().output(0, "ab");
+    window.dispatchEvent(new Event("offline"));
+    expect(connection.state.value).toBe("reconnecting");
+    expect(sockets[0]!.closed).toBe(true);
+    window.dispatchEvent(new Event("online"));
+    await flush();
+    expect(attaches()[attaches().length - 1]).toMatchObject({ from_offset: 2 });
+    last().attached(2);
+    expect(connection.state.value).toBe("live");
+    stop();
+    connection.stop();
+  });
+
+  it("replaces the socket after a long time hidden or a sleep, not after a quick tab switch", async () => {
+    const { connection, sockets, last } = setup();
+    const page = Object.assign(new EventTarget(), { visibilityState: "visible" }) as unknown as Document;
+    const setVisibility = (state: string) => {
+      (page as unknown as { visibilityState: string }).visibilityState = state;
+      page.dispatchEvent(new Event("visibilitychange"));
+    };
+    const stop = connection.watchPage(window, page);
+    await connection.start();
+    await flush();
+    last().attached(0);
+    setVisibility("hidden");
+    await vi.advanceTimersByTimeAsync(3_000);
+    setVisibility("visible");
+    await flush();
+    expect(sockets).toHaveLength(1); // a quick look at another tab: the socket is fine
+    setVisibility("hidden");
+    await vi.advanceTimersByTimeAsync(60_000);
+    setVisibility("visible");
+    await flush();
+    expect(sockets).toHaveLength(2);
+    last().attached(0);
+    // A laptop sleep: the clock jumps while no timer ran.
+    vi.setSystemTime(Date.now() + 120_000);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(sockets).toHaveLength(3);
+    stop();
+    connection.stop();
+  });
+
   it("sends resizes debounced, after attaching, and never when read-only", async () => {
     const { connection, last } = setup();
     await connection.start();

@@ -216,6 +216,15 @@ export class TerminalConnection {
     });
   }
 
+  /** The network went away: close the socket (it cannot deliver) and wait to reconnect. */
+  dropped(): void {
+    if (this.stopped || !this.socket) return;
+    const socket = this.socket;
+    this.socket = null;
+    socket.close();
+    this.lost();
+  }
+
   private lost(): void {
     if (this.stopped) return;
     this.socket = null;
@@ -314,6 +323,8 @@ export class TerminalConnection {
   /** Listen for the events after which a socket must be checked or replaced. Returns the cleanup. */
   watchPage(target: Window = window, doc: Document = document): () => void {
     const online = () => this.reconnectNow(true); // a new network: the old TCP connection is likely dead
+    // No network: say so now rather than when the socket finally times out; retries wait for `online` or backoff.
+    const offline = () => this.dropped();
     const visibility = () => {
       if (doc.visibilityState === "hidden") {
         this.hiddenAt = Date.now();
@@ -325,6 +336,7 @@ export class TerminalConnection {
     };
     const pageshow = (event: Event) => this.reconnectNow((event as PageTransitionEvent).persisted === true);
     target.addEventListener("online", online);
+    target.addEventListener("offline", offline);
     doc.addEventListener("visibilitychange", visibility);
     target.addEventListener("pageshow", pageshow);
     // A laptop that slept: timers stop, the socket may look open but be dead. A tick far too late tells.
@@ -337,6 +349,7 @@ export class TerminalConnection {
     }, 2_000);
     return () => {
       target.removeEventListener("online", online);
+      target.removeEventListener("offline", offline);
       doc.removeEventListener("visibilitychange", visibility);
       target.removeEventListener("pageshow", pageshow);
       if (this.ticker) clearInterval(this.ticker);
