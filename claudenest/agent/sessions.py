@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,6 +26,13 @@ from claudenest.errors import SpawnError
 from claudenest.protocol import LiveSession, SessionState, Spawn
 
 log = logging.getLogger(__name__)
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 @dataclass(eq=False)
@@ -230,10 +238,12 @@ class SessionRegistry:
         if self.hooks is not None:
             self.hooks.forget(session.session_id)
         (self.runtime_dir / f"mcp-{session.session_id}.json").unlink(missing_ok=True)  # it holds a token
-        session.exit_code = code
+        # The shell's convention, 128+N for a process ended by signal N (subprocess says -N), with the signal named.
+        session.exit_code = 128 - code if code < 0 else code
+        killed_by = f"ended by {signal_name(-code)}" if code < 0 else None
         # A headless run whose result was an error ends as an error, with Claude's words as the reason.
-        session.status, session.reason = ("error", session.failure) if session.failure else ("exited", None)
-        log.info("session %s exited with %d", session.session_id, code)
+        session.status, session.reason = ("error", session.failure) if session.failure else ("exited", killed_by)
+        log.info("session %s exited with %d", session.session_id, session.exit_code)
         self._on_ended(session)
 
     def write(self, session_id: str, data: bytes) -> None:

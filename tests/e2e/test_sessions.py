@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_kill_ends_the_whole_process_group(stack: Stack) -> None:
     assert len(set(pids)) == 2, logs(stack, sid)
     result = json.loads(stack.user.cli("sessions", "kill", sid, "--json").stdout)["session"]
     assert result["status"] == "exited"
+    assert result["exit_code"] == 128 + signal.SIGHUP  # the shell's convention, not subprocess's -1
+    assert result["status_detail"] == "ended by SIGHUP"
 
     def gone(pid: int) -> bool:
         try:
