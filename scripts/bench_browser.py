@@ -16,8 +16,13 @@ Playwright with the flags of tests/e2e/browser.py, one browser context per tool,
    t0 = performance.now() in a capturing keydown listener on window (runs before xterm's own handler), t1 =
    performance.now() in a MutationObserver on xterm's ``.xterm-rows`` when the rows' text (whitespace removed) ends
    with the last eight typed characters. Both terminals run ``bash --norc`` and then ``stty raw -echo; exec cat``,
-   so every key comes back as one byte. Keys are alternated between the tools in rounds, with a random 0-33 ms pause
-   after each echo (so keys land at every phase of the 60 Hz frame);
+   so every key comes back as one byte. The keys are split into rounds, the tools' order reversed every round, each
+   round in a fresh tab (only one terminal tab open at a time), 20 unmeasured keys first, a random 0-33 ms pause
+   after each echo (so keys land at every phase of the 60 Hz frame). An init script also notes the first WebSocket
+   send after the keydown and the last message before t1: the medians split each key into page -> server -> page ->
+   rows. Two more rows explain the cursor: the dashboard blinks xterm's cursor (cursorBlink: true, a CSS animation
+   that keeps Chromium drawing frames) and wetty does not, so ``claudenest-noblink`` is the dashboard with CSS
+   animations off and ``wetty-blink`` is wetty with cursorBlink on (``--no-variants`` skips them);
 3. flood: ``head -c N /dev/zero | tr '\\0' Z | fold -w 100; echo END-$((6*7))-MARK`` typed into bash in a fresh
    tab; the time from the Enter keydown until ``END-42-MARK`` is in the rows (the same MutationObserver), the largest
    gap between ticks of a 50 ms setInterval from Enter until 0.5 s after the marker (and the longest Long Task), and
@@ -373,6 +378,7 @@ class Tool:
     samples: list[float] = field(default_factory=list)
     parts: list[dict[str, float]] = field(default_factory=list)
     round_p50s: list[float] = field(default_factory=list)
+    reopened: int = 0
 
 
 def install_probe(page: Any, source: str, seconds: float) -> None:
@@ -391,6 +397,26 @@ def wait_text(page: Any, kind: str, arg: str, seconds: float, what: str) -> dict
         shown = "\n".join(line for line in lines if line.strip())
         raise BenchError(f"timed out after {seconds:.0f}s waiting for {what}; screen:\n{shown[-2000:]}")
     return got  # type: ignore[no-any-return]
+
+
+def open_ready(tool: Tool, prepare: Any, attempts: int = 3) -> Any:
+    """A fresh terminal tab made ready by ``prepare(page, tool)``; reopened when that fails (e.g. the dashboard was
+    rebuilt under the running relay and the page asked for a chunk that no longer exists)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(1, attempts + 1):
+        page = tool.open_terminal()
+        try:
+            prepare(page, tool)
+            return page
+        except (BenchError, PlaywrightError) as exc:
+            close_terminal(page)
+            tool.reopened += 1
+            print(f"  {tool.name}: terminal tab not ready (attempt {attempt}/{attempts}): {exc}"[:300], flush=True)
+            if attempt == attempts:
+                raise BenchError(f"{tool.name}: no ready terminal after {attempts} tabs: {exc}") from exc
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 def close_terminal(page: Any) -> None:
@@ -515,9 +541,8 @@ def heap(cdp: Any) -> dict[str, float]:
 
 
 def flood(tool: Tool, megabytes: float, seconds: float) -> dict[str, Any]:
-    page = tool.open_terminal()
+    page = open_ready(tool, prepare_shell)
     try:
-        prepare_shell(page, tool)
         type_line(page, "unset HISTFILE; stty size")
         wait_text(page, "regex", r"^\d+ \d+$", 20, "stty size")
         size = next(
@@ -660,9 +685,8 @@ def run_keys(tools: list[Tool], keys: int, rounds: int, warmup: int, rng: random
     per_round = [keys // rounds + (1 if r < keys % rounds else 0) for r in range(rounds)]
     for r, count in enumerate(per_round):
         for tool in tools if r % 2 == 0 else list(reversed(tools)):
-            page = tool.open_terminal()
+            page = open_ready(tool, start_cat)
             try:
-                start_cat(page, tool)
                 if tool.setup is not None:
                     tool.setup(page)
                 typed = ""
@@ -808,7 +832,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wetty_url, _ = start_wetty(wetty_main, home)
             print(f"wetty {WETTY_VERSION} at {wetty_url}", flush=True)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+            if args.headed and not os.environ.get("DISPLAY"):
+                raise BenchError("--headed needs a display: run under xvfb-run -a (apt-get install xvfb)")
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=not args.headed)
             try:
                 cn_tools, load = claudenest_tools(browser, cn, args.step_timeout)
                 tools = list(cn_tools)
@@ -843,6 +869,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     for tool in [t for t in tools if t.name not in VARIANTS]:
                         print(f"  flood {tool.name} ...", flush=True)
                         result["flood"][tool.name] = flood(tool, args.flood_mb, budget)
+                result["reopened_tabs"] = {t.name: t.reopened for t in tools}
                 for tool in tools:
                     tool.context.close()
             finally:
@@ -852,6 +879,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    build_end = versions(None).get("dashboard_build")
+    if build_end != result["env"].get("dashboard_build"):
+        result["dashboard_rebuilt_during_run"] = build_end
+        print(f"warning: the dashboard was rebuilt during the run (now {build_end})", flush=True)
     return result
 
 
@@ -864,6 +895,9 @@ def main() -> int:
     parser.add_argument("--wetty-webgl", action="store_true", help="also wetty as shipped (WebGL), on its buffer")
     parser.add_argument(
         "--no-variants", action="store_true", help="skip claudenest-noblink and wetty-blink in the keys test"
+    )
+    parser.add_argument(
+        "--headed", action="store_true", help="a windowed Chromium (frames paced like a display): under xvfb-run -a"
     )
     parser.add_argument("--no-wetty", action="store_true", help="only the dashboard")
     parser.add_argument("--wetty-prefix", default=str(ROOT / ".tools" / "wetty"), help="npm prefix for wetty")
