@@ -168,6 +168,22 @@ def test_with_several_live_instances_the_board_asks_which_one(site: Site, page: 
     assert site.user.api("DELETE", f"/api/projects/{site.pid}/instances/{bob.id}").status_code == 200
 
 
+def test_block_asks_why_and_unblock_returns_the_task(site: Site, page: Any) -> None:
+    task = new_task(site.user, site.pid, "waits on the vendor")
+    sign_in(page, site.user)
+    site.open(page, f"/projects/{site.pid}/tasks")
+    drag(page, card_in(page, "pending", task["id"]), page.get_by_test_id("column-blocked"))
+    expect(page.get_by_test_id("move-dialog")).to_contain_text("Why is")
+    page.get_by_test_id("move-text").fill("the vendor's API is down")
+    page.get_by_test_id("move-submit").click()
+    blocked = card_in(page, "blocked", task["id"])
+    expect(blocked).to_contain_text("the vendor's API is down")
+    assert site.task(task["id"])["blocked_reason"] == "the vendor's API is down"
+    drag(page, blocked, page.get_by_test_id("column-pending"))
+    expect(card_in(page, "pending", task["id"])).to_be_visible()
+    wait_until(lambda: site.task(task["id"])["status"] == "pending", message="the task to be unblocked")
+
+
 def test_create_and_edit_a_task_with_a_dependency(site: Site, page: Any, tmp_path: Path) -> None:
     first = new_task(site.user, site.pid, "lay the schema")
     sign_in(page, site.user)

@@ -4,7 +4,8 @@
 // The moves the state machine of docs/coordination.md allows are named below. Every other move still calls the
 // endpoint of the target column, so the relay (the only arbiter) decides; today it answers those with a 409
 // naming the task's state, which the board shows before the card snaps back. Such a move does not ask for a summary
-// or a reason first (it would be asked for nothing): it sends the text in UNEXPECTED_MOVE_TEXT instead.
+// first (it would be asked for nothing): it sends the text in UNEXPECTED_MOVE_TEXT instead. A drop on "blocked"
+// always asks why, from any column.
 import type { TaskStatus } from "@/api/types";
 
 export const COLUMNS: readonly TaskStatus[] = ["pending", "in_progress", "review", "done", "blocked"];
@@ -98,7 +99,8 @@ export function moveFor(from: TaskStatus, to: TaskStatus): Move | null {
     from,
     to,
     action,
-    input: named ? INPUTS[action] : "none",
+    // A block always asks why (the relay needs a reason); other unexpected moves ask nothing.
+    input: named || action === "block" ? INPUTS[action] : "none",
     expected: named !== undefined,
     label: LABELS[action],
   };
