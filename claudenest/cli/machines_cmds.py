@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from claudenest import tokens
 from claudenest.agent import credentials
 from claudenest.agent.pairing import pair as pair_with_relay
 from claudenest.cli.common import (
@@ -94,6 +95,8 @@ def machines_show(machine: str, relay_url: str | None, as_json: bool) -> None:
 @handle_errors
 def machines_approve(code: str, name: str | None, yes: bool, relay_url: str | None, as_json: bool) -> None:
     """Pair the machine showing CODE (e.g. A7K-M2X) to your account."""
+    if tokens.normalize_pairing_code(code) is None:
+        raise click.BadParameter("a pairing code is 6 letters and digits like A7K-M2X", param_hint="CODE")
 
     async def approve(api: RelayClient) -> dict[str, Any]:
         if not yes and not as_json:

@@ -111,7 +111,10 @@ class PairingLimits:
 
     def before_approval(self, user_id: str) -> None:
         if not self.failures_per_user.allowed(user_id) or not self.failures_global.allowed("*"):
-            raise RateLimited("too many failed pairing attempts; wait before trying another code", retry_after=600)
+            raise RateLimited(
+                "too many wrong pairing codes: try again in 10 minutes (a mistyped code such as A7K-M2 is not counted)",
+                retry_after=600,
+            )
 
     def failed(self, user_id: str) -> None:
         self.failures_per_user.hit(user_id)

@@ -167,6 +167,24 @@ def test_offline_machine_and_ended_session_give_409(stack: Stack, owned: dict[st
     assert "ended" in response.json()["detail"]
 
 
+def test_mistyped_pairing_codes_are_refused_by_form_and_not_counted_as_guesses(stack: Stack) -> None:
+    typist = add_user(stack.relay, "typist@example.com", stack.root / "typist-cli")
+    for typo in ("A7K-M2", "A7KM2XX", "a7k m2x!", "ZZZ-ZZZ"):  # Z is not in the alphabet
+        answer = typist.api("POST", f"/api/pairing/{typo}/approve")
+        assert answer.status_code == 422, (typo, answer.text)
+        assert answer.json()["detail"][0]["field"] == "code"
+        assert "A7K-M2X" in answer.json()["detail"][0]["message"]
+    empty = typist.cli("machines", "approve", "", check=False)
+    assert empty.returncode == 2
+    assert "like A7K-M2X" in empty.stderr
+    for _ in range(5):  # five well-formed wrong codes are the limit
+        assert typist.api("POST", "/api/pairing/AAA-AAA/approve").status_code == 404
+    limited = typist.api("POST", "/api/pairing/AAA-AAA/approve")
+    assert limited.status_code == 429
+    assert "try again in 10 minutes" in limited.json()["detail"]
+    assert limited.headers["retry-after"] == "600"
+
+
 def test_pairing_codes_unknown_404_expired_410_and_guessing_429(stack: Stack, other: User) -> None:
     assert other.api("POST", "/api/pairing/AAA-AAA/approve").status_code == 404
     started = httpx.post(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from claudenest import tokens
 from claudenest.clock import now, parse
-from claudenest.errors import AuthError, Conflict, Gone, NotFound
+from claudenest.errors import AuthError, Conflict, Gone, InvalidField, NotFound
 from claudenest.relay.auth import PairingLimits
 from claudenest.relay.routes.deps import StoreDep, UserDep, client_ip
 
@@ -43,10 +43,14 @@ def _limits(request: Request) -> PairingLimits:
     return limits
 
 
+CODE_FORM = "a pairing code is 6 letters and digits in the form A7K-M2X, as `claudenest pair` shows it"
+
+
 def _code(raw: str) -> str:
+    """The canonical code; a malformed one is a typo, answered 422 and not counted as a guess."""
     code = tokens.normalize_pairing_code(raw)
     if code is None:
-        raise NotFound(f"no pairing code {raw!r}")
+        raise InvalidField("code", CODE_FORM)
     return code
 
 
@@ -119,9 +123,10 @@ async def poll(
 @router.get("/api/pairing/{code}/info")
 async def info(code: str, request: Request, user: UserDep, store: StoreDep) -> dict[str, Any]:
     """What is asking to be paired (hostname, platform, IP), so the user can check it is theirs."""
+    normalized = _code(code)
     limits = _limits(request)
     limits.before_approval(user["id"])
-    pairing = await store.machines.pairing(_code(code)) if tokens.normalize_pairing_code(code) else None
+    pairing = await store.machines.pairing(normalized)
     if pairing is None or pairing["status"] != "pending" or parse(pairing["expires_at"]) <= now():
         limits.failed(user["id"])
         raise NotFound(f"no pending pairing code {code}")
@@ -132,12 +137,10 @@ async def info(code: str, request: Request, user: UserDep, store: StoreDep) -> d
 async def approve(
     code: str, request: Request, user: UserDep, store: StoreDep, body: ApproveRequest | None = None
 ) -> dict[str, Any]:
+    normalized = _code(code)
     limits = _limits(request)
     limits.before_approval(user["id"])
-    normalized = tokens.normalize_pairing_code(code)
     try:
-        if normalized is None:
-            raise NotFound(f"no pairing code {code!r}")
         machine = await store.machines.approve_pairing(normalized, user["id"], body.name if body else None)
     except (NotFound, Gone):
         limits.failed(user["id"])
