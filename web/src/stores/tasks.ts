@@ -35,6 +35,7 @@ export const useTasksStore = defineStore("tasks", () => {
     const byStatus = Object.fromEntries(COLUMNS.map((status) => [status, [] as Task[]])) as Record<TaskStatus, Task[]>;
     for (const task of tasks.value) (byStatus[moving.value[task.id] ?? task.status] ?? byStatus.pending).push(task);
     for (const status of COLUMNS) byStatus[status].sort(boardOrder);
+    byStatus.done.sort((a, b) => (b.completed_at ?? "").localeCompare(a.completed_at ?? "")); // latest first
     return byStatus;
   });
 
