@@ -168,6 +168,17 @@ def test_with_several_live_instances_the_board_asks_which_one(site: Site, page: 
     assert site.user.api("DELETE", f"/api/projects/{site.pid}/instances/{bob.id}").status_code == 200
 
 
+def test_with_no_live_instance_the_board_shows_the_relays_answer(site: Site, page: Any) -> None:
+    empty = new_project(site.user, "no-instances", "/work/empty")
+    task = new_task(site.user, empty["id"], "nobody to do it")
+    sign_in(page, site.user)
+    site.open(page, f"/projects/{empty['id']}/tasks")
+    drag(page, card_in(page, "pending", task["id"]), page.get_by_test_id("column-in_progress"))
+    expect(page.get_by_test_id("board-notice")).to_contain_text("this project has none")
+    expect(card_in(page, "pending", task["id"])).to_be_visible()
+    assert site.user.api("GET", f"/api/projects/{empty['id']}/tasks/{task['id']}").json()["task"]["status"] == "pending"
+
+
 def test_block_asks_why_and_unblock_returns_the_task(site: Site, page: Any) -> None:
     task = new_task(site.user, site.pid, "waits on the vendor")
     sign_in(page, site.user)
