@@ -59,6 +59,12 @@ FATAL_CLOSE = {
 }
 
 
+def fatal_message(code: int, reason: str) -> str:
+    """What the close means, plus the relay's own words when they add something (not the same sentence twice)."""
+    meaning = FATAL_CLOSE[code]
+    return meaning if not reason or reason == meaning else f"{meaning} ({reason})"
+
+
 class FatalLinkError(ClaudenestError):
     """Reconnecting cannot help: the token was refused, or the protocol does not match."""
 
@@ -160,7 +166,7 @@ class RelayLink:
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd else None
                 if code in FATAL_CLOSE:
-                    raise FatalLinkError(f"{FATAL_CLOSE[code]} ({exc.rcvd.reason if exc.rcvd else ''})") from None
+                    raise FatalLinkError(fatal_message(code, exc.rcvd.reason if exc.rcvd else "")) from None
                 self._set_state("retrying", "connection lost")
             except InvalidURI as exc:
                 raise FatalLinkError(f"bad relay URL {self.ws_url}: {exc}") from None
@@ -213,7 +219,7 @@ class RelayLink:
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await sender
         if ws.close_code in FATAL_CLOSE:
-            raise FatalLinkError(f"{FATAL_CLOSE[ws.close_code]} ({ws.close_reason})")
+            raise FatalLinkError(fatal_message(ws.close_code, ws.close_reason or ""))
 
     def _input(self, frame: Frame) -> None:
         if frame.kind is FrameKind.INPUT:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import click
 
 from claudenest.agent import credentials
-from claudenest.cli.common import handle_errors, json_option, out, print_json, resolve_relay, run, with_client
+from claudenest.cli.common import (
+    handle_errors,
+    json_option,
+    out,
+    print_json,
+    relay_url_argument,
+    resolve_relay,
+    run,
+    with_client,
+)
 from claudenest.client import RelayClient
 from claudenest.config import update_config_file
 from claudenest.errors import AuthError
@@ -21,7 +30,7 @@ def login(relay_url: str, token: str, as_json: bool) -> None:
     token = token.strip()
     if not token.startswith("cn_"):
         raise AuthError("that is not a personal access token (they start with cn_)")
-    relay_url = relay_url.rstrip("/")
+    relay_url = relay_url_argument(relay_url)
 
     async def check() -> dict[str, object]:
         async with RelayClient(relay_url, token) as api:

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -64,6 +65,21 @@ def table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | No
     for row in rows:
         grid.add_row(*(Text("" if v is None else str(v)) for v in row))
     out.print(grid)
+
+
+def relay_url_argument(url: str) -> str:
+    """A relay URL as a person types it, checked: http(s)://host[:port], no path (the API lives at its root)."""
+    parsed = urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise click.BadParameter(f"{url!r} is not a relay URL: give one like http://box:8700", param_hint="--relay")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        base = f"{parsed.scheme}://{parsed.netloc}"
+        raise click.BadParameter(f"a relay URL has no path: did you mean {base}?", param_hint="--relay")
+    try:
+        parsed.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise click.BadParameter(f"{url!r} has an invalid port", param_hint="--relay") from None
+    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 def resolve_relay(relay_url: str | None) -> str:

@@ -16,6 +16,7 @@ from claudenest.cli.common import (
     pick,
     print_json,
     relay_option,
+    relay_url_argument,
     run,
     short,
     table,
@@ -143,7 +144,7 @@ def machines_revoke(machine: str, relay_url: str | None, as_json: bool) -> None:
 @handle_errors
 def pair(relay_url: str, name: str | None, as_json: bool) -> None:
     """Pair this machine's agent with an account: shows a code to approve, then stores the machine token."""
-    relay_url = relay_url.rstrip("/")
+    relay_url = relay_url_argument(relay_url)
 
     def show(code: dict[str, Any]) -> None:
         if as_json:

@@ -110,3 +110,20 @@ def test_markup_in_names_from_the_relay_is_shown_as_typed(stack: Stack) -> None:
         assert name in tasks.stdout, tasks.stdout
     assert "[red]docs" in sessions.stdout
     assert "[/x]" in sessions.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("notaurl", "is not a relay URL: give one like http://box:8700"),
+        ("ftp://box:8700", "is not a relay URL"),
+        ("http://127.0.0.1:8700/api", "has no path: did you mean http://127.0.0.1:8700?"),
+        ("http://127.0.0.1:99999", "invalid port"),
+    ],
+)
+def test_a_relay_url_that_cannot_work_is_named_before_anything_is_sent(tmp_path: Path, url: str, says: str) -> None:
+    for command in (["login", "--relay", url, "--token", "cn_" + "x" * 43], ["pair", "--relay", url]):
+        result = cli(tmp_path, *command, check=False)
+        assert result.returncode == 2, result.stderr
+        assert says in result.stderr
+        assert "Traceback" not in result.stderr

@@ -77,7 +77,8 @@ def test_revoked_machine_agent_stops_and_says_why(tmp_path: Path) -> None:
         user.cli("machines", "revoke", "old-box")
         code = agent.proc.wait(seconds=15)  # type: ignore[union-attr]
         assert code != 0
-        assert "revoked" in agent.proc.output  # type: ignore[union-attr]
+        assert "this machine's token was revoked" in agent.proc.output  # type: ignore[union-attr]
+        assert "revoked (this machine" not in agent.proc.output  # type: ignore[union-attr]  # said once
         # And it cannot come back with the same token.
         again = cli(tmp_path / "agent", "agent", "run", check=False, seconds=30)
         assert again.returncode == 4
