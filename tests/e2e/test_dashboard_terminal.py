@@ -335,10 +335,8 @@ def test_a_50_mb_flood_reaches_the_screen_and_the_tab_stays_responsive_with_boun
     try:
         open_terminal(page, term, sid)
         wait_prompt(page)
-        type_line(
-            page,
-            "yes 'flood flood flood flood flood flood flood flood flood flood' | head -c 50000000; echo; echo FLOOD-$((6*7))",
-        )
+        words = " ".join(["flood"] * 10)
+        type_line(page, f"yes '{words}' | head -c 50000000; echo; echo FLOOD-$((6*7))")
 
         # Read only the rendered rows while it runs: each answer is itself proof the tab is not frozen.
         def finished() -> bool:
