@@ -356,6 +356,24 @@ def test_inbox_works_with_a_thumb_on_a_phone(core: Core, phone_page: Any, tmp_pa
     core.type(sid, "exit")
 
 
+# ---- project activity -------------------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_project_activity_live(core: Core, signed_in: Any) -> None:
+    page = signed_in
+    project = core.user.api(
+        "POST", "/api/projects", json={"name": "feedproj", "project_path": str(core.project_dir)}
+    ).json()["project"]
+    tasks = f"/api/projects/{project['id']}/tasks"
+    assert core.user.api("POST", tasks, json={"title": "first task"}).status_code == 201
+    page.goto(f"{core.relay.url}/dashboard")
+    feed = page.get_by_test_id("activity")
+    expect(feed.get_by_test_id("activity-row").filter(has_text="first task")).to_contain_text("feedproj")
+    # A new row arrives over the project's event stream, without a reload (the list itself is re-read every 30 s).
+    assert core.user.api("POST", tasks, json={"title": "second task"}).status_code == 201
+    expect(feed.get_by_test_id("activity-row").first).to_contain_text("second task", timeout=timeout(10) * 1000)
+
+
 # ---- markup is text ---------------------------------------------------------------------------------------------
 
 
