@@ -37,6 +37,9 @@ _BY_STATUS: dict[int, type[ClaudenestError]] = {
 }
 
 
+INPUT_CHUNK = 32 << 10  # under the relay's 64 KiB per input request
+
+
 class RelayClient:
     def __init__(self, relay_url: str, token: str | None, *, timeout: float = 30) -> None:
         self.relay_url = relay_url.rstrip("/")
@@ -108,8 +111,12 @@ class RelayClient:
         return dict((await self._json("GET", f"/api/sessions/{session_id}"))["session"])
 
     async def send_input(self, session_id: str, data: bytes) -> int:
-        body = {"data_base64": base64.b64encode(data).decode()}
-        return int((await self._json("POST", f"/api/sessions/{session_id}/input", json=body))["sent"])
+        """Type ``data`` into the session, in pieces the relay accepts (it takes 64 KiB a request), in order."""
+        sent = 0
+        for start in range(0, max(len(data), 1), INPUT_CHUNK):
+            body = {"data_base64": base64.b64encode(data[start : start + INPUT_CHUNK]).decode()}
+            sent += int((await self._json("POST", f"/api/sessions/{session_id}/input", json=body))["sent"])
+        return sent
 
     async def resize(self, session_id: str, cols: int, rows: int) -> None:
         await self._json("POST", f"/api/sessions/{session_id}/resize", json={"cols": cols, "rows": rows})

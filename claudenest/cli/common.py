@@ -109,6 +109,8 @@ def short(identifier: str | None) -> str:
 
 def pick(found: list[dict[str, Any]], ref: str, what: str) -> dict[str, Any]:
     """The one of ``found`` that ``ref`` names: its id or name exactly, else a unique id prefix."""
+    if not ref.strip():
+        raise click.BadParameter(f"give a {what} id, name or the first characters of its id")
     exact = [f for f in found if f["id"] == ref or f.get("name") == ref]
     matches = exact or [f for f in found if f["id"].startswith(ref)]
     if len(matches) == 1:

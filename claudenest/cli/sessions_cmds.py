@@ -32,6 +32,8 @@ from claudenest.errors import ClaudenestError, NotFound
 
 async def find_session(api: RelayClient, ref: str) -> dict[str, Any]:
     """A session by full id, or by a unique id prefix among your recent sessions."""
+    if not ref.strip():
+        raise click.BadParameter("give a session id or its first characters (`sessions list` shows them)")
     try:
         uuid.UUID(ref)
         return await api.session(ref)
@@ -42,7 +44,8 @@ async def find_session(api: RelayClient, ref: str) -> dict[str, Any]:
         return found[0]
     if not found:
         raise NotFound(f"no session {ref!r}")
-    raise ClaudenestError(f"{ref!r} matches several sessions: {', '.join(s['id'] for s in found)}")
+    shown = ", ".join(s["id"] for s in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    raise ClaudenestError(f"{ref!r} matches {len(found)} sessions ({shown}): give more characters")
 
 
 def _money(session: dict[str, Any]) -> str:
@@ -230,14 +233,28 @@ def sessions_attach(session: str, read_only: bool, detach_key: str, relay_url: s
 
 @sessions.command("send")
 @click.argument("session")
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option("--file", "from_file", type=click.File("rb"), help="Type the contents of this file ('-': stdin).")
 @click.option("--no-enter", is_flag=True, help="Do not press Enter after the text.")
 @relay_option
-@json_option
+@click.option("--json", "as_json", is_flag=True, help='Print {"sent": BYTES} for scripts.')
 @handle_errors
-def sessions_send(session: str, text: str, no_enter: bool, relay_url: str | None, as_json: bool) -> None:
-    """Type TEXT into the session, then Enter (a carriage return, as a terminal sends it)."""
-    data = text.encode() + (b"" if no_enter else b"\r")
+def sessions_send(
+    session: str, text: str | None, from_file: Any, no_enter: bool, relay_url: str | None, as_json: bool
+) -> None:
+    """Type TEXT into the session, then Enter (a carriage return, as a terminal sends it).
+
+    TEXT '-' reads standard input; --file types a file. Any size: it is sent in pieces, in order.
+    """
+    if (text is None) == (from_file is None):
+        raise click.UsageError("give TEXT (or '-' for stdin) or --file, not both")
+    if text == "-":
+        body = click.get_binary_stream("stdin").read()
+    elif from_file is not None:
+        body = from_file.read()
+    else:
+        body = (text or "").encode()
+    data = body + (b"" if no_enter else b"\r")
 
     async def send(api: RelayClient) -> int:
         return await api.send_input((await find_session(api, session))["id"], data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -127,3 +128,22 @@ def test_a_relay_url_that_cannot_work_is_named_before_anything_is_sent(tmp_path:
         assert result.returncode == 2, result.stderr
         assert says in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_sessions_send_types_stdin_or_a_file_of_any_size(stack: Stack, tmp_path: Path) -> None:
+    sid = json.loads(
+        stack.user.cli("sessions", "new", "--command", "bash -c 'stty raw -echo; cat > /dev/null'", "--json").stdout
+    )["session"]["id"]
+    big = b"y" * (300 << 10)  # 300 KiB: several of the relay's 64 KiB requests
+    sent = json.loads(stack.user.cli("sessions", "send", sid, "-", "--no-enter", "--json", input=big.decode()).stdout)
+    assert sent == {"sent": len(big)}
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"a\rb\r")
+    sent = json.loads(stack.user.cli("sessions", "send", sid, "--file", str(path), "--json").stdout)
+    assert sent == {"sent": 5}
+    both = stack.user.cli("sessions", "send", sid, "x", "--file", str(path), check=False)
+    assert both.returncode == 2
+    empty = stack.user.cli("sessions", "show", "", check=False)
+    assert empty.returncode == 2
+    assert "give a session id" in empty.stderr
+    stack.user.cli("sessions", "kill", sid)
