@@ -413,6 +413,21 @@ def test_phone_key_bar_and_compose_box(term: TermStack, browser: Any, tmp_path: 
         page.context.close()
 
 
+def test_an_ended_session_shows_its_output_and_exit_code_and_takes_no_keys(term: TermStack, browser: Any) -> None:
+    sid = term.new_session(command=["bash", "-c", "echo goodbye-from-bash; exit 3"])
+    wait_until(lambda: term.session(sid)["ended"], message="the session ended")
+    page = new_page(browser)
+    try:
+        open_terminal(page, term, sid)
+        wait_line(page, "goodbye-from-bash")
+        page.get_by_test_id("terminal-status").filter(has_text="ended (exit 3)").wait_for()
+        type_line(page, "echo nobody-hears")
+        page.get_by_test_id("terminal-notice").filter(has_text="ended").wait_for()
+        assert "nobody-hears" not in screen(page)
+    finally:
+        page.context.close()
+
+
 def test_a_session_that_is_gone_says_so(term: TermStack, browser: Any) -> None:
     page = new_page(browser)
     try:
