@@ -793,16 +793,16 @@ def print_report(result: dict[str, Any]) -> None:
     floods = result.get("flood")
     if floods:
         print()
-        mb = next(iter(floods.values()))["bytes"] / 1e6
+        mb = next(iter(floods.values()))[0]["bytes"] / 1e6
         print(f"3. Flood of {mb:.1f} MB into an open terminal")
         print(
             f"   {'tool':20} {'size':>8} {'last line':>10} {'MB/s':>6} {'max gap':>8} {'longtask':>9}"
             f" {'heap before':>12} {'after':>7} {'after GC':>9}"
         )
-        for name, f in floods.items():
+        for name, f, i in [(name, f, i) for name, runs in floods.items() for i, f in enumerate(runs, 1)]:
             size = f"{f['terminal']['cols']}x{f['terminal']['rows']}"
             print(
-                f"   {name:20} {size:>8} {f['last_line_ms'] / 1000:>9.2f}s {f['mb_per_s']:>6.1f}"
+                f"   {name + ' #' + str(i):20} {size:>8} {f['last_line_ms'] / 1000:>9.2f}s {f['mb_per_s']:>6.1f}"
                 f" {f['longest_gap_ms']:>6.0f}ms {f['longest_task_ms']:>7.0f}ms {f['heap_before_mb']:>10.1f}MB"
                 f" {f['heap_after_mb']:>5.1f}MB {f['heap_after_gc_mb']:>7.1f}MB"
                 + (f"  notice: {f['notice']}" if f["notice"] else "")
@@ -866,9 +866,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if args.flood_mb > 0:
                     result["flood"] = {}
                     budget = max(120.0, args.flood_mb * 12)
-                    for tool in [t for t in tools if t.name not in VARIANTS]:
-                        print(f"  flood {tool.name} ...", flush=True)
-                        result["flood"][tool.name] = flood(tool, args.flood_mb, budget)
+                    flooded = [t for t in tools if t.name not in VARIANTS]
+                    for r in range(max(1, args.flood_rounds)):
+                        for tool in flooded if r % 2 == 0 else list(reversed(flooded)):
+                            print(f"  flood {tool.name} (round {r + 1}) ...", flush=True)
+                            result["flood"].setdefault(tool.name, []).append(flood(tool, args.flood_mb, budget))
                 result["reopened_tabs"] = {t.name: t.reopened for t in tools}
                 for tool in tools:
                     tool.context.close()
@@ -892,6 +894,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="the keys alternate between tools in this many rounds")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured keys per tool first (default 20)")
     parser.add_argument("--flood-mb", type=float, default=50, help="megabytes (10^6) of output (default 50; 0 skips)")
+    parser.add_argument("--flood-rounds", type=int, default=2, help="floods per tool, order alternating (default 2)")
     parser.add_argument("--wetty-webgl", action="store_true", help="also wetty as shipped (WebGL), on its buffer")
     parser.add_argument(
         "--no-variants", action="store_true", help="skip claudenest-noblink and wetty-blink in the keys test"
