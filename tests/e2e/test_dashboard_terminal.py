@@ -407,6 +407,19 @@ def test_phone_key_bar_and_compose_box(term: TermStack, browser: Any, tmp_path: 
         wait_screen(page, lambda text: text.rstrip().endswith("echo after-ctrl-u"), "the recalled command")
         compose.press("Enter")
         wait_screen(page, lambda text: [r.rstrip() for r in text.split("\n")].count("after-ctrl-u") == 2, "run twice")
+
+        # In application cursor mode (as vim or less set it) the arrow is ESC O A; cat -v shows what arrived.
+        compose.fill("printf '\\033[?1h'; stty -echo; cat -v")
+        compose.press("Enter")
+        wait_screen(page, lambda text: text.rstrip().endswith("cat -v"), "cat running")
+        tap(page, "key-up")
+        tap(page, "key-left")
+        compose.press("Enter")
+        wait_line(page, "^[OA^[OD")
+        tap(page, "key-ctrl-c")
+        compose.fill("stty echo; printf '\\033[?1l'")
+        compose.press("Enter")
+        wait_prompt(page, 6)
         screenshot(page, "terminal", tmp_path)
         assert page.console_errors == []
     finally:
