@@ -3,9 +3,11 @@
 // backoff and resume after a network drop, a background tab, a laptop sleep or a relay restart.
 //
 // Scrollback on reload: a fresh page reads the persisted log's tail over HTTP (TAIL_BYTES) and attaches right
-// after it, rather than keeping bytes in sessionStorage. Measured choice: sessionStorage holds strings only (a
-// 512 KiB tail is ~700 KB of base64 written on every frame, 5 MB quota per origin shared by all tabs' sessions),
-// while the log read is two small requests on load (~5 ms each on loopback) and also works in a new tab.
+// after it, rather than keeping bytes in sessionStorage. sessionStorage holds strings only: a 512 KiB tail is
+// 683 KiB of base64 to rewrite as output arrives, against a ~5 MB quota per origin shared by every terminal tab.
+// The log read is two requests on load (the end offset, then the tail), measured on loopback against a relay
+// with a 2 MB log on the shared 2-core box under load (load average 14): 27 ms and 34 ms p50 over 20 runs; and it
+// works in a new tab too.
 import { onBeforeUnmount, ref, shallowRef, type Ref } from "vue";
 import { errorMessage } from "@/api/http";
 import { logs, type LogChunk } from "@/api/client";
