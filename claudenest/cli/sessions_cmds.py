@@ -115,6 +115,8 @@ def sessions_new(
         raise click.BadParameter("--headless needs --prompt", param_hint="--prompt")
     if project_ref is not None and command is not None:
         raise click.BadParameter("project sessions run Claude Code; leave out --command", param_hint="--project")
+    if then_attach:
+        need_terminal("ID")  # before anything is started
     size = shutil.get_terminal_size((120, 40)) if sys.stdout.isatty() else (120, 40)
 
     async def create(api: RelayClient) -> dict[str, Any]:
@@ -187,7 +189,18 @@ def sessions_show(session: str, relay_url: str | None, as_json: bool) -> None:
         table(["FIELD", "VALUE"], sorted(found.items()))
 
 
+def need_terminal(session_ref: str) -> None:
+    """Attaching puts the terminal in raw mode and reads keys from it: without a terminal there is nothing to read
+    keys from (a pipe would only hang, /dev/null cannot be put in raw mode). Say what works instead."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.UsageError(
+            "sessions attach needs a terminal on stdin and stdout; to watch from a script use "
+            f"`claudenest sessions logs {session_ref} --follow`, to type `claudenest sessions send`"
+        )
+
+
 def _attach(session_id: str, relay_url: str | None, *, read_only: bool, detach_key: bytes) -> None:
+    need_terminal(session_id[:8])
     banner = f"[attached{' read-only' if read_only else ''}; {_key_name(detach_key)} detaches]"
     result = run(
         with_client(

@@ -147,3 +147,18 @@ def test_sessions_send_types_stdin_or_a_file_of_any_size(stack: Stack, tmp_path:
     assert empty.returncode == 2
     assert "give a session id" in empty.stderr
     stack.user.cli("sessions", "kill", sid)
+
+
+def test_attach_without_a_terminal_says_so_and_exits_2(stack: Stack) -> None:
+    sid = json.loads(stack.user.cli("sessions", "new", "--command", "sleep 60", "--json").stdout)["session"]["id"]
+    for stdin in ("", "some piped text\n"):  # </dev/null-like and a pipe: neither is a terminal
+        result = stack.user.cli("sessions", "attach", sid, input=stdin, check=False, seconds=20)
+        assert result.returncode == 2
+        assert "needs a terminal" in result.stderr
+        assert "sessions logs" in result.stderr
+        assert "Traceback" not in result.stderr
+    before = len(json.loads(stack.user.cli("sessions", "list", "--json").stdout)["sessions"])
+    started = stack.user.cli("sessions", "new", "--command", "sleep 60", "--attach", check=False, input="")
+    assert started.returncode == 2
+    assert len(json.loads(stack.user.cli("sessions", "list", "--json").stdout)["sessions"]) == before  # none started
+    stack.user.cli("sessions", "kill", sid)
