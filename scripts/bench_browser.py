@@ -189,6 +189,19 @@ class Child:
         cls.registry.clear()
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (not its children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -379,6 +392,7 @@ class Tool:
     parts: list[dict[str, float]] = field(default_factory=list)
     round_p50s: list[float] = field(default_factory=list)
     reopened: int = 0
+    server_pid: int = 0  # the process serving this tool (claudenest up: relay + agent; wetty's node)
 
 
 def install_probe(page: Any, source: str, seconds: float) -> None:
@@ -558,6 +572,7 @@ def flood(tool: Tool, megabytes: float, seconds: float) -> dict[str, Any]:
         cdp.send("HeapProfiler.enable")
         cdp.send("HeapProfiler.collectGarbage")
         before = heap(cdp)
+        cpu_before = cpu_seconds(tool.server_pid)
         page.evaluate("() => window.__bench.stallStart()")
         page.evaluate("([k, a]) => window.__bench.arm(k, a)", ["includes", MARKER])
         page.keyboard.press("Enter")
@@ -565,6 +580,7 @@ def flood(tool: Tool, megabytes: float, seconds: float) -> dict[str, Any]:
         if got is None:
             lines = page.evaluate("() => window.__bench.lines()")
             raise BenchError(f"{tool.name}: no {MARKER} after {seconds:.0f}s; screen:\n" + "\n".join(lines[-5:]))
+        cpu_server = cpu_seconds(tool.server_pid) - cpu_before
         page.wait_for_timeout(500)
         stall = page.evaluate("() => window.__bench.stallStop()")
         after = heap(cdp)
@@ -587,6 +603,7 @@ def flood(tool: Tool, megabytes: float, seconds: float) -> dict[str, Any]:
             "heap_before_mb": round(before["used"] / 1e6, 1),
             "heap_after_mb": round(after["used"] / 1e6, 1),
             "heap_after_gc_mb": round(after_gc["used"] / 1e6, 1),
+            "server_cpu_s": round(cpu_server, 2),
             "notice": notice,
         }
     finally:
@@ -797,14 +814,14 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"3. Flood of {mb:.1f} MB into an open terminal")
         print(
             f"   {'tool':20} {'size':>8} {'last line':>10} {'MB/s':>6} {'max gap':>8} {'longtask':>9}"
-            f" {'heap before':>12} {'after':>7} {'after GC':>9}"
+            f" {'heap before':>12} {'after':>7} {'after GC':>9} {'server CPU':>11}"
         )
         for name, f, i in [(name, f, i) for name, runs in floods.items() for i, f in enumerate(runs, 1)]:
             size = f"{f['terminal']['cols']}x{f['terminal']['rows']}"
             print(
                 f"   {name + ' #' + str(i):20} {size:>8} {f['last_line_ms'] / 1000:>9.2f}s {f['mb_per_s']:>6.1f}"
                 f" {f['longest_gap_ms']:>6.0f}ms {f['longest_task_ms']:>7.0f}ms {f['heap_before_mb']:>10.1f}MB"
-                f" {f['heap_after_mb']:>5.1f}MB {f['heap_after_gc_mb']:>7.1f}MB"
+                f" {f['heap_after_mb']:>5.1f}MB {f['heap_after_gc_mb']:>7.1f}MB {f['server_cpu_s']:>10.2f}s"
                 + (f"  notice: {f['notice']}" if f["notice"] else "")
             )
         print("   target: longest gap of the 50 ms interval at most 250 ms")
@@ -829,7 +846,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"claudenest up at {cn.url}", flush=True)
         wetty_url = ""
         if wetty_main is not None:
-            wetty_url, _ = start_wetty(wetty_main, home)
+            wetty_url, wetty_proc = start_wetty(wetty_main, home)
             print(f"wetty {WETTY_VERSION} at {wetty_url}", flush=True)
         with sync_playwright() as p:
             if args.headed and not os.environ.get("DISPLAY"):
@@ -838,8 +855,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 cn_tools, load = claudenest_tools(browser, cn, args.step_timeout)
                 tools = list(cn_tools)
+                for tool in cn_tools:
+                    tool.server_pid = cn.proc.popen.pid
                 if wetty_main is not None:
-                    tools += wetty_tools(browser, wetty_url, args.step_timeout, args.wetty_webgl)
+                    for tool in wetty_tools(browser, wetty_url, args.step_timeout, args.wetty_webgl):
+                        tool.server_pid = wetty_proc.popen.pid
+                        tools.append(tool)
                 if args.no_variants:
                     tools = [t for t in tools if t.name not in VARIANTS]
                 result["first_load"] = {"claudenest": load}
