@@ -288,6 +288,37 @@ def test_start_a_bash_session_and_kill_it_from_the_list(core: Core, signed_in: A
     expect(row).to_have_count(0)
 
 
+def test_claude_in_a_shared_project_and_the_filters_survive_a_reload(core: Core, signed_in: Any) -> None:
+    page = signed_in
+    project = core.user.api(
+        "POST", "/api/projects", json={"name": "filterproj", "project_path": str(core.project_dir)}
+    ).json()["project"]
+    page.goto(f"{core.relay.url}/sessions/new")
+    page.get_by_test_id("new-machine").select_option(core.agent.machine_id)
+    page.get_by_test_id("new-project").select_option(project["id"])
+    expect(page.get_by_test_id("new-cwd")).to_have_value(str(core.project_dir))  # the project's path
+    expect(page.get_by_test_id("mode-command")).to_be_disabled()  # project sessions run Claude Code
+    page.get_by_test_id("new-start").click()
+    expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}/terminal$"))
+    sid = page.url.rsplit("/", 2)[1]
+    assert core.session(sid)["project_id"] == project["id"]
+
+    page.goto(f"{core.relay.url}/sessions")
+    page.get_by_test_id("filter-project").select_option(project["id"])
+    page.get_by_test_id("filter-state").select_option("idle")
+    expect(page).to_have_url(re.compile(rf"project={project['id']}"))
+    rows = page.get_by_test_id("session-row")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-session", sid)
+    page.reload()
+    expect(page.get_by_test_id("filter-project")).to_have_value(project["id"])
+    expect(page.get_by_test_id("filter-state")).to_have_value("idle")
+    expect(rows).to_have_count(1)
+    page.get_by_test_id("filter-clear").click()
+    expect(page).to_have_url(f"{core.relay.url}/sessions")
+    core.type(sid, "exit")
+
+
 def test_an_offline_machine_is_refused_with_the_relays_message(core: Core, signed_in: Any) -> None:
     page = signed_in
     home = core.root / "brief"
