@@ -387,6 +387,27 @@ def test_inbox_works_with_a_thumb_on_a_phone(core: Core, phone_page: Any, tmp_pa
     core.type(sid, "exit")
 
 
+def test_the_inbox_stays_live_across_a_relay_restart(core: Core, signed_in: Any) -> None:
+    page = signed_in
+    page.goto(f"{core.relay.url}/dashboard")
+    expect(page.get_by_test_id("approvals-empty")).to_be_visible()
+    core.relay.restart()
+    expect(page.get_by_test_id("live-reconnecting")).to_be_visible()  # said, not hidden
+    wait_until(
+        lambda: core.user.api("GET", f"/api/machines/{core.agent.machine_id}").json()["machine"]["status"] == "online",
+        seconds=60,
+        message="the agent back online",
+    )
+    expect(page.get_by_test_id("live-reconnecting")).to_have_count(0, timeout=timeout(40) * 1000)
+    sid = core.start_claude()
+    core.type(sid, "ask Bash make release")
+    card = page.locator(f'[data-testid="permission-card"][data-session="{sid}"]')
+    expect(card.get_by_test_id("permission-summary")).to_contain_text("make release")  # no reload
+    card.get_by_test_id("approve").click()
+    wait_until(lambda: "permission: allow" in core.logs(sid), message="the approval reaching claude")
+    core.type(sid, "exit")
+
+
 # ---- project activity -------------------------------------------------------------------------------------------
 
 
