@@ -15,7 +15,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from claudenest.errors import ConfigError
+from claudenest.errors import ConfigError, StoreError
 
 APP_NAME = "claudenest"
 DEFAULT_PORT = 8700
@@ -40,7 +40,12 @@ class Paths:
 
     def ensure(self) -> Paths:
         for directory in (self.config_dir, self.data_dir):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create {directory}: {exc.strerror} (set CLAUDENEST_HOME to a writable directory)"
+                ) from None
         return self
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -62,9 +63,13 @@ class Store:
         path = str(path)
         lock_fd = None
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise StoreError(f"cannot create {Path(path).parent}: {exc.strerror}") from None
             if exclusive:
                 lock_fd = _take_lock(path + ".lock")
+        conn: aiosqlite.Connection | None = None
         try:
             conn = aiosqlite.Connection(lambda: sqlite.connect(path), iter_chunk_size=256)
             await conn
@@ -72,11 +77,20 @@ class Store:
                 os.chmod(path, 0o600)
             store = cls(conn, path, lock_fd)
             await store._migrate()
-        except StoreError:
-            _release_lock(lock_fd)
-            raise
         except Exception as exc:
+            # Close the connection's thread before the error leaves: one left running calls back into an event
+            # loop that asyncio.run has closed by then ("RuntimeError: Event loop is closed" on stderr).
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                # After a failed connect aiosqlite stops its thread without waiting for it (Connection.stop):
+                # wait here, while the loop can still take the thread's last callback.
+                thread = getattr(conn, "_thread", None)
+                if thread is not None and thread.is_alive():
+                    await asyncio.to_thread(thread.join, 5)
             _release_lock(lock_fd)
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         return store
 

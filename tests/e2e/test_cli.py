@@ -162,3 +162,25 @@ def test_attach_without_a_terminal_says_so_and_exits_2(stack: Stack) -> None:
     assert started.returncode == 2
     assert len(json.loads(stack.user.cli("sessions", "list", "--json").stdout)["sessions"]) == before  # none started
     stack.user.cli("sessions", "kill", sid)
+
+
+def test_a_database_that_cannot_be_opened_is_one_clean_line_exit_3(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "relay.db").write_bytes(b"this is not a database " * 100)
+    # The race that printed aiosqlite's "Event loop is closed" thread traceback hit about one run in four.
+    for command in [("relay", "user", "add", "a@example.com")] * 4 + [("relay", "serve", "--port", "0")]:
+        result = cli(home, *command, check=False)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"error: cannot open database {home / 'data' / 'relay.db'}: file is not a database"
+        ]
+
+
+def test_a_data_directory_that_cannot_be_made_is_exit_3_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli(blocker / "home", "up", "--port", "0", check=False)
+    assert result.returncode == 3
+    assert f"cannot create {blocker / 'home' / 'config'}: Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
