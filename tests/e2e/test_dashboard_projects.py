@@ -228,6 +228,13 @@ def test_create_and_edit_a_task_with_a_dependency(site: Site, page: Any, tmp_pat
     assert site.task(created["id"])["title"] == "write the SQL queries"
     screenshot(page, "project-tasks", tmp_path)
 
+    # Without dragging (a keyboard): the card's own move buttons. Its dependency is not done: the relay says so.
+    card.get_by_test_id("task-open").click()
+    dialog.get_by_test_id("task-move-in_progress").click()
+    expect(page.get_by_test_id("board-notice")).to_contain_text("depends on unfinished tasks")
+    expect(page.get_by_test_id("board-notice")).to_contain_text("lay the schema")
+    expect(card_in(page, "pending", created["id"])).to_be_visible()
+
 
 def test_a_title_with_markup_shows_as_text(site: Site, page: Any) -> None:
     dialogs: list[str] = []
