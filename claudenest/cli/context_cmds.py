@@ -77,7 +77,7 @@ def context_query(
 
     results = with_coordination(relay_url, instance_token, search)
     if as_json:
-        print_json(results)
+        print_json({"results": results})  # wrapped in a key, like every other listing
         return
     table(
         ["SCORE", "KW", "VEC", "TYPE", "CONTENT"],

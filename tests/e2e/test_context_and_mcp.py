@@ -251,7 +251,7 @@ def test_context_cli_add_query_compile_and_reembed(proj: Project) -> None:
     assert added["type"] == "decision"
     results = json.loads(
         proj.user.cli("context", "query", "--project", "shop", "when do sessions expire", "--json").stdout
-    )
+    )["results"]
     assert results[0]["id"] == added["id"]
     assert {"score", "keyword_rank", "vector_rank"} <= set(results[0])
     compiled = proj.user.cli("context", "compile", "--project", "shop", "--budget", "200").stdout
