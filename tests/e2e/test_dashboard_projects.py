@@ -361,6 +361,10 @@ def test_every_project_page_on_a_phone(site: Site, phone_page: Any, tmp_path: Pa
             expect(phone_page.get_by_test_id("task-card").first).to_be_visible()
         if name == "project-locks":
             expect(phone_page.get_by_test_id("lock-countdown").first).to_be_visible()
+        if name == "project-context":
+            phone_page.get_by_test_id("context-query").fill("sessions SQLite")
+            phone_page.get_by_test_id("context-search").click()
+            expect(phone_page.get_by_test_id("result-score").first).to_be_visible()
         width = phone_page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (name, width)  # nothing wider than the phone
         screenshot(phone_page, name, tmp_path)
