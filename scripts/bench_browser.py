@@ -24,9 +24,12 @@ Playwright with the flags of tests/e2e/browser.py, one browser context per tool,
    that keeps Chromium drawing frames) and wetty does not, so ``claudenest-noblink`` is the dashboard with CSS
    animations off and ``wetty-blink`` is wetty with cursorBlink on (``--no-variants`` skips them);
 3. flood: ``head -c N /dev/zero | tr '\\0' Z | fold -w 100; echo END-$((6*7))-MARK`` typed into bash in a fresh
-   tab; the time from the Enter keydown until ``END-42-MARK`` is in the rows (the same MutationObserver), the largest
-   gap between ticks of a 50 ms setInterval from Enter until 0.5 s after the marker (and the longest Long Task), and
-   the tab's JS heap (CDP Performance.getMetrics JSHeapUsedSize) before, right after, and after a forced GC.
+   tab (fold writes each 100-byte line on its own: many small writes); the time from the Enter keydown until
+   ``END-42-MARK`` is in the rows (the same MutationObserver), the largest gap between ticks of a 50 ms setInterval
+   from Enter until 0.5 s after the marker (and the longest Long Task), the tab's JS heap (CDP
+   Performance.getMetrics JSHeapUsedSize) before, right after, and after a forced GC, and the CPU seconds of the
+   serving process (claudenest up: relay and agent in one process; wetty's node). ``--flood-rounds`` (default 2)
+   floods per tool, the order alternating.
 
 Same renderer for both: wetty 3.2 loads xterm's WebGL addon when WebGL2 exists (SwiftShader here) and then has no
 ``.xterm-rows``; the script makes ``canvas.getContext('webgl'|'webgl2')`` return null in every page (an init script),
