@@ -111,9 +111,14 @@ export class TerminalConnection {
 
   /** Typed input (term.onData, the key bar, the compose box): UTF-8 bytes to the session. */
   sendInput(data: string): boolean {
-    if (this.readOnly.value || !data) return false;
+    return this.sendBytes(encoder.encode(data));
+  }
+
+  /** Raw bytes (xterm's onBinary: mouse reports). */
+  sendBytes(data: Uint8Array): boolean {
+    if (this.readOnly.value || data.length === 0) return false;
     if (this.state.value !== "live" || !this.socket) return false;
-    return this.socket.sendInput(this.sessionId, encoder.encode(data));
+    return this.socket.sendInput(this.sessionId, data);
   }
 
   /** The terminal was fitted to a new size: tell the PTY, debounced; never from a read-only viewer. */
