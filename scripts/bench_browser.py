@@ -916,7 +916,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=500, help="measured keystrokes per tool (default 500; 0 skips)")
     parser.add_argument("--rounds", type=int, default=5, help="the keys alternate between tools in this many rounds")
-    parser.add_argument("--warmup", type=int, default=20, help="unmeasured keys per tool first (default 20)")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured keys first in each new tab (default 20)")
     parser.add_argument("--flood-mb", type=float, default=50, help="megabytes (10^6) of output (default 50; 0 skips)")
     parser.add_argument("--flood-rounds", type=int, default=2, help="floods per tool, order alternating (default 2)")
     parser.add_argument("--wetty-webgl", action="store_true", help="also wetty as shipped (WebGL), on its buffer")
