@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -140,11 +141,21 @@ def machines_revoke(machine: str, relay_url: str | None, as_json: bool) -> None:
 @click.command()
 @click.option("--relay", "relay_url", required=True, metavar="URL", help="The relay to pair with.")
 @click.option("--name", help="Name for this machine (default: its hostname).")
+@click.option("--yes", "-y", is_flag=True, help="Pair again without asking when this machine is already paired.")
 @json_option
 @handle_errors
-def pair(relay_url: str, name: str | None, as_json: bool) -> None:
-    """Pair this machine's agent with an account: shows a code to approve, then stores the machine token."""
+def pair(relay_url: str, name: str | None, yes: bool, as_json: bool) -> None:
+    """Pair this machine's agent with an account: shows a code to approve, then stores the machine token.
+
+    Ctrl-C while waiting withdraws the code, so it can no longer be approved.
+    """
     relay_url = relay_url_argument(relay_url)
+    if credentials.load("machine", relay_url) and not yes:
+        question = f"This machine is already paired with {relay_url}. Pair it again (a new machine, a new token)?"
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"this machine is already paired with {relay_url}; pass --yes to pair it again")
+        if not click.confirm(question, default=False):
+            raise ClaudenestError("not paired again; the existing pairing is unchanged")
 
     def show(code: dict[str, Any]) -> None:
         if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
 from datetime import timedelta
@@ -163,6 +164,8 @@ class MachineQueries:
                 raise NotFound(f"no pairing code {code}")
             pairing = as_dict(row)
             if pairing["status"] != "pending" or pairing["expires_at"] <= now_iso():
+                if pairing["status"] == "withdrawn":
+                    raise PairingGone(f"pairing code {code} was withdrawn: `claudenest pair` stopped on that machine")
                 raise PairingGone(f"pairing code {code} has expired or was already used")
             machine_id = str(uuid.uuid4())
             await db.execute(
@@ -184,6 +187,24 @@ class MachineQueries:
                 (user_id, machine_id, pairing["id"]),
             )
         return await self.get(machine_id)
+
+    async def withdraw_pairing(self, code: str, device_secret_hash: str) -> bool:
+        """The agent gave up (Ctrl-C on `pair`): its code can no longer be approved. A machine approved but not
+        yet handed its token is removed with it, since nobody will ever hold that token. True when withdrawn."""
+        async with self._store.write() as db:
+            row = await db.fetchone(
+                "SELECT id, status, machine_id, device_secret_hash FROM pairing_codes WHERE code = ?", (code,)
+            )
+            if row is None or row["status"] not in ("pending", "approved"):
+                return False
+            if not hmac.compare_digest(row["device_secret_hash"], device_secret_hash):
+                return False
+            if row["status"] == "approved" and row["machine_id"]:
+                await db.execute("DELETE FROM machines WHERE id = ? AND token_hash IS NULL", (row["machine_id"],))
+            await db.execute(
+                "UPDATE pairing_codes SET status = 'withdrawn', machine_id = NULL WHERE id = ?", (row["id"],)
+            )
+            return True
 
     async def complete_pairing(self, pairing_id: str, token_hash: str) -> bool:
         """Hand the machine its token hash; true only for the one call that completes the code."""

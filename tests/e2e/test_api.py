@@ -19,6 +19,7 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("POST", "/api/pairing/initiate"),
     ("GET", "/api/pairing/{code}"),
+    ("DELETE", "/api/pairing/{code}"),
     ("POST", "/api/auth/login-link"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/token-login"),

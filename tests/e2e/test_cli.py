@@ -184,3 +184,24 @@ def test_a_data_directory_that_cannot_be_made_is_exit_3_naming_it(tmp_path: Path
     assert result.returncode == 3
     assert f"cannot create {blocker / 'home' / 'config'}: Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pair_interrupted_withdraws_its_code_and_a_paired_home_asks_first(stack: Stack, tmp_path: Path) -> None:
+    import signal as signals
+
+    from tests.e2e.harness import Proc, claudenest, role_env
+
+    pairing = Proc(claudenest("pair", "--relay", stack.relay.url, "--name", "gone", "--json"), role_env(tmp_path))
+    code = json.loads(pairing.wait_for(r'^\{"code"').string)["code"]
+    machines_before = stack.user.api("GET", "/api/machines").json()["machines"]
+    pairing.popen.send_signal(signals.SIGINT)  # Ctrl-C
+    assert pairing.wait(seconds=15) != 0
+    refused = stack.user.api("POST", f"/api/pairing/{code}/approve")
+    assert refused.status_code == 410
+    assert "withdrawn" in refused.json()["detail"]
+    assert stack.user.api("GET", "/api/machines").json()["machines"] == machines_before  # no tokenless machine
+
+    again = cli(stack.agent.home, "pair", "--relay", stack.relay.url, check=False, seconds=20)
+    assert again.returncode == 2
+    assert "already paired" in again.stderr
+    assert "--yes" in again.stderr

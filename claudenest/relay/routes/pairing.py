@@ -10,7 +10,7 @@ import hmac
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from claudenest import tokens
@@ -98,6 +98,8 @@ async def poll(
         raise NotFound(f"no pairing code {code} for this device")
     if pairing["status"] == "completed":
         raise Gone("this pairing code was already used")
+    if pairing["status"] == "withdrawn":
+        raise Gone("this pairing code was withdrawn; run `claudenest pair` again")
     if pairing["status"] == "pending" and parse(pairing["expires_at"]) <= now():
         raise Gone("this pairing code has expired; run `claudenest pair` again")
     last = pairing["last_polled_at"]
@@ -118,6 +120,23 @@ async def poll(
         "machine": machine,
         "user": {"id": owner["id"], "email": owner["email"]},
     }
+
+
+@router.delete("/api/pairing/{code}", status_code=204)
+async def withdraw(
+    code: str,
+    request: Request,
+    store: StoreDep,
+    x_device_secret: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """The agent withdraws its code (Ctrl-C on `pair`), so nobody can approve a machine no one holds a token for.
+    Unknown code and wrong secret get the same 404, as for polling."""
+    _limits(request).polls_per_ip.check_and_hit(client_ip(request), "pairing polls from this address")
+    if not x_device_secret:
+        raise AuthError("missing device secret (X-Device-Secret header)")
+    if not await store.machines.withdraw_pairing(_code(code), tokens.hash_token(x_device_secret)):
+        raise NotFound(f"no pending pairing code {code} for this device")
+    return Response(status_code=204)
 
 
 @router.get("/api/pairing/{code}/info")
