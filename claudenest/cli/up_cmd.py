@@ -15,7 +15,7 @@ import click
 from claudenest import tokens
 from claudenest.agent import credentials
 from claudenest.agent.daemon import Agent
-from claudenest.cli.common import err, handle_errors
+from claudenest.cli.common import handle_errors, out
 from claudenest.cli.relay_cmds import new_login_link, relay_settings
 from claudenest.config import load_settings, update_config_file
 from claudenest.relay.server import RunningRelay, serve
@@ -78,11 +78,13 @@ def up(**flags: Any) -> None:
         assert token is not None
         agent = Agent(url, token, dataclasses.replace(agent_settings, relay_url=url))
         running.companions.append(asyncio.ensure_future(agent.run()))
-        err.print(
+        # What to do next goes to stdout (logs go to stderr), so `claudenest up > start.txt` keeps just this.
+        out.print(
             f"ClaudeNest is up at {url}\n"
             f"  Dashboard: {url}/dashboard\n"
             f"  Open this one-time link to sign the browser in (10 minutes): {state['login_url']}\n"
-            f"  Signed in on this machine as {state['email']}: try `claudenest sessions new --command bash`.",
+            f"  Signed in on this machine as {state['email']}: try `claudenest sessions new --command bash`.\n"
+            f"  Something not working? `claudenest doctor` checks Python, SQLite, Claude Code and the relay.",
             highlight=False,
             markup=False,
         )

@@ -19,7 +19,10 @@ from tests.e2e.harness import User, timeout
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="the [dev] extra installs playwright")
 
+# Read when the module is imported: the autouse fixture in tests/conftest.py clears CLAUDENEST_* during each test.
 CHROMIUM = os.environ.get("CLAUDENEST_CHROMIUM", "/usr/bin/chromium")
+REQUIRE_BROWSER = os.environ.get("CLAUDENEST_REQUIRE_BROWSER") == "1"
+SCREENSHOTS = os.environ.get("CLAUDENEST_SCREENSHOTS")
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -36,7 +39,7 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CLAUDENEST_REQUIRE_BROWSER") == "1":
+        if REQUIRE_BROWSER:
             pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     with playwright_sync.sync_playwright() as p:
@@ -91,7 +94,7 @@ def sign_in(page: Any, user: User) -> None:
 def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
     """Save a screenshot named after the page and the viewport (``sessions-1280x800.png``)."""
     size = page.viewport_size
-    target = Path(os.environ.get("CLAUDENEST_SCREENSHOTS") or tmp_path)
+    target = Path(SCREENSHOTS or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}-{size['width']}x{size['height']}.png"
     page.screenshot(path=str(path))

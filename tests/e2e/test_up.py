@@ -27,15 +27,17 @@ def test_up_is_a_complete_setup_on_one_machine(tmp_path: Path) -> None:
         cli(home, "sessions", "send", session["id"], "echo up-$((2+3))")
         wait_until(lambda: "up-5" in cli(home, "sessions", "logs", session["id"]).stdout)
 
-        # The one-time login link signs a browser in once, with an HttpOnly cookie.
-        with httpx.Client(base_url=url, timeout=timeout(10)) as browser:
-            assert "Not signed in" in browser.get("/").text
+        # The dashboard's address is printed; the one-time login link signs a browser in once, with an HttpOnly cookie.
+        assert up.wait_for(r"Dashboard: (http://\S+)").group(1) == f"{url}/dashboard"
+        assert "claudenest doctor" in up.output
+        with httpx.Client(base_url=url, timeout=timeout(10), headers={"Origin": url}) as browser:
+            assert browser.get("/api/me").status_code == 401
+            assert '<div id="app">' in browser.get("/dashboard").text
             signed = browser.post("/api/auth/login-link", json={"code": code})
             assert signed.status_code == 200
             assert "httponly" in signed.headers["set-cookie"].lower()
             assert "samesite=strict" in signed.headers["set-cookie"].lower()
             assert browser.get("/api/me").json()["user"]["email"] == "owner@localhost"
-            assert "Signed in as owner@localhost" in browser.get("/").text
         again = httpx.post(url + "/api/auth/login-link", json={"code": code}, timeout=timeout(10))
         assert again.status_code == 401
 
