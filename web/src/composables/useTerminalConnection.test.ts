@@ -251,6 +251,9 @@ describe("TerminalConnection", () => {
     connection.setReadOnly(false);
     expect(connection.sendInput("ls\r")).toBe(true);
     expect(last().input).toEqual(["ls\r"]);
+    // A 200 KiB paste goes out in frames the relay accepts (its limit is 1 MiB a frame).
+    expect(connection.sendInput("p".repeat(200 << 10))).toBe(true);
+    expect(last().input.slice(1).map((chunk) => chunk.length)).toEqual([65536, 65536, 65536, 8192]);
   });
 
   it("pauses the relay while xterm has over the high-water mark unparsed, and resumes below the low mark", async () => {

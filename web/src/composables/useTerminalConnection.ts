@@ -20,6 +20,7 @@ export const TAIL_BYTES = 512 << 10;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const RESIZE_DEBOUNCE_MS = 120;
+const INPUT_FRAME_BYTES = 64 << 10;
 /** Hidden this long (or a timer late by this much: the machine slept), the socket may be dead without a close. */
 const STALE_AFTER_MS = 20_000;
 
@@ -118,7 +119,11 @@ export class TerminalConnection {
   sendBytes(data: Uint8Array): boolean {
     if (this.readOnly.value || data.length === 0) return false;
     if (this.state.value !== "live" || !this.socket) return false;
-    return this.socket.sendInput(this.sessionId, data);
+    // A large paste in frames well under the relay's max_frame_bytes (1 MiB closes the socket with 1009).
+    for (let start = 0; start < data.length; start += INPUT_FRAME_BYTES) {
+      if (!this.socket.sendInput(this.sessionId, data.subarray(start, start + INPUT_FRAME_BYTES))) return false;
+    }
+    return true;
   }
 
   /** The terminal was fitted to a new size: tell the PTY, debounced; never from a read-only viewer. */
