@@ -319,6 +319,23 @@ def test_claude_in_a_shared_project_and_the_filters_survive_a_reload(core: Core,
     core.type(sid, "exit")
 
 
+def test_a_headless_run_from_the_page_shows_its_result_and_cost(core: Core, signed_in: Any) -> None:
+    page = signed_in
+    page.goto(f"{core.relay.url}/sessions/new?machine={core.agent.machine_id}")
+    page.get_by_test_id("mode-headless").check()
+    expect(page.get_by_test_id("new-start")).to_be_disabled()  # a headless run needs a prompt
+    page.get_by_test_id("new-prompt").fill("summarize the repo")
+    page.get_by_test_id("new-cwd").fill(str(core.project_dir))
+    page.get_by_test_id("new-start").click()
+    expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}/terminal$"))
+    sid = page.url.rsplit("/", 2)[1]
+    page.goto(f"{core.relay.url}/sessions")
+    row = page.locator(f'[data-testid="session-row"][data-session="{sid}"]')
+    expect(row.get_by_test_id("session-result")).to_contain_text("You said: summarize the repo")
+    expect(row.get_by_test_id("session-usage")).to_contain_text("47 tokens, $0.012")
+    expect(row.get_by_test_id("status-badge")).to_have_attribute("data-status", "exited")
+
+
 def test_an_offline_machine_is_refused_with_the_relays_message(core: Core, signed_in: Any) -> None:
     page = signed_in
     home = core.root / "brief"
@@ -327,6 +344,7 @@ def test_an_offline_machine_is_refused_with_the_relays_message(core: Core, signe
     page.get_by_test_id("mode-command").check()
     page.get_by_test_id("new-command").fill("true")
     expect(page.get_by_test_id("new-machine")).to_have_value(brief.machine_id)
+    expect(page.get_by_test_id("new-no-claude")).to_contain_text("Claude Code was not found on brief")
     brief.stop()
     wait_until(
         lambda: core.user.api("GET", f"/api/machines/{brief.machine_id}").json()["machine"]["status"] == "offline",
