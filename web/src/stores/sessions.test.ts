@@ -155,4 +155,23 @@ describe("sessions store", () => {
     expect(matchesFilter(s, { state: "ended" })).toBe(false);
     expect(matchesFilter(s, { project: "p2" })).toBe(false);
   });
+
+  it("keeps an event that came while a single session was being re-read", async () => {
+    api.list.mockResolvedValue({ sessions: [session("a", { status: "running" })] });
+    const store = useSessionsStore();
+    await store.refresh();
+    let answer: (value: { session: Session }) => void = () => undefined;
+    api.get.mockReturnValue(new Promise((resolve) => (answer = resolve)));
+    vi.useFakeTimers();
+    store.applyStatus(status("a", { status: "idle", event: "Stop" })); // re-reads the totals shortly after
+    vi.advanceTimersByTime(600);
+    vi.useRealTimers();
+    expect(api.get).toHaveBeenCalledTimes(1);
+    store.applyStatus(status("a", { status: "waiting_permission", event: "PermissionRequest", permission: ask }));
+    answer({ session: session("a", { status: "idle", total_tokens: 2340, last_message: "echo: hi" }) });
+    await vi.waitFor(() => expect(store.get("a")?.total_tokens).toBe(2340));
+    expect(store.get("a")?.status).toBe("waiting_permission");
+    expect(store.get("a")?.pending_permission?.request_id).toBe("r1");
+    expect(store.get("a")?.last_message).toBe("echo: hi");
+  });
 });

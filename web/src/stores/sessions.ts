@@ -106,6 +106,7 @@ export const useSessionsStore = defineStore("sessions", () => {
   function fetchOne(id: string): Promise<Session | null> {
     const running = fetching.get(id);
     if (running) return running;
+    const startedAt = eventSeq;
     const promise = api
       .get(id)
       .then(({ session }) => session)
@@ -115,7 +116,10 @@ export const useSessionsStore = defineStore("sessions", () => {
       })
       .then((session) => {
         if (session) {
-          put(session);
+          // An event that came while the request was in flight is newer than the answer's state.
+          const mine = byId.value[id];
+          const newer = (touchedAt.get(id) ?? -1) > startedAt;
+          put(newer && mine ? { ...session, ...liveFields(mine) } : session);
           touchedAt.set(id, ++eventSeq);
           for (const event of queued.get(id) ?? []) applyStatus(event);
         }
