@@ -20,16 +20,20 @@ describe("usage store", () => {
   });
   afterEach(() => vi.useRealTimers());
 
-  it("reads the summary, and asks the relay again only after the minimum age", async () => {
+  it("reads the summary, and asks again once the minimum age is reached, never more often", async () => {
     api.usage.mockResolvedValue(summary);
     const store = useUsageStore();
     await store.refresh();
     expect(store.summary?.today.total_tokens).toBe(2340);
     await store.refresh(10_000);
-    expect(api.usage).toHaveBeenCalledTimes(1); // too soon
-    vi.advanceTimersByTime(10_001);
     await store.refresh(10_000);
+    expect(api.usage).toHaveBeenCalledTimes(1); // too soon: one read later, not two
+    await vi.advanceTimersByTimeAsync(10_001);
     expect(api.usage).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(api.usage).toHaveBeenCalledTimes(2);
+    await store.refresh(10_000); // long enough ago: at once
+    expect(api.usage).toHaveBeenCalledTimes(3);
   });
 
   it("keeps the relay's message when the summary cannot be read", async () => {

@@ -8,10 +8,21 @@ export const useUsageStore = defineStore("usage", () => {
   const summary = ref<UsageSummary | null>(null);
   const error = ref<string | null>(null);
   let lastRead = 0;
+  let trailing: ReturnType<typeof setTimeout> | null = null;
 
-  /** Re-read unless it was read less than `minAgeMs` ago (events can ask often; the relay is asked at most so). */
+  /** Re-read now, or when it was read less than `minAgeMs` ago, once that age is reached (events can ask often;
+   * the relay is asked at most that often, and the last change is never left out). */
   async function refresh(minAgeMs = 0): Promise<void> {
-    if (minAgeMs > 0 && Date.now() - lastRead < minAgeMs) return;
+    const wait = lastRead + minAgeMs - Date.now();
+    if (minAgeMs > 0 && wait > 0) {
+      trailing ??= setTimeout(() => {
+        trailing = null;
+        void refresh();
+      }, wait);
+      return;
+    }
+    if (trailing) clearTimeout(trailing);
+    trailing = null;
     lastRead = Date.now();
     try {
       summary.value = await api.usage();
