@@ -56,9 +56,16 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=None, default=str))
 
 
-def table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | None = None) -> None:
+def table(
+    columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | None = None, *, empty: str | None = None
+) -> None:
     """Values are plain text: a name like ``[/x]`` or ``[red]docs`` from the relay is shown as it is, never read as
-    rich markup (which would raise MarkupError or swallow the brackets)."""
+    rich markup (which would raise MarkupError or swallow the brackets). With no rows, ``empty`` is said instead of
+    an empty table: a sentence with the next command to try."""
+    rows = list(rows)
+    if not rows and empty:
+        out.print(empty, highlight=False, markup=False)
+        return
     grid = Table(title=Text(title) if title else None, show_edge=False, header_style="bold")
     for column in columns:
         grid.add_column(column)
@@ -69,7 +76,13 @@ def table(columns: Iterable[str], rows: Iterable[Iterable[Any]], title: str | No
 
 def relay_url_argument(url: str) -> str:
     """A relay URL as a person types it, checked: http(s)://host[:port], no path (the API lives at its root)."""
-    parsed = urlsplit(url.strip())
+    try:
+        parsed = urlsplit(url.strip())
+        parsed.hostname  # noqa: B018 (raises on a malformed [IPv6] host)
+    except ValueError:
+        raise click.BadParameter(
+            f"{url!r} is not a relay URL: give one like http://box:8700", param_hint="--relay"
+        ) from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise click.BadParameter(f"{url!r} is not a relay URL: give one like http://box:8700", param_hint="--relay")
     if parsed.path not in ("", "/") or parsed.query or parsed.fragment:

@@ -85,6 +85,7 @@ def context_query(
             (f"{r['score']:.4f}", r["keyword_rank"] or "-", r["vector_rank"] or "-", r["type"], r["content"][:90])
             for r in results
         ],
+        empty="Nothing in the shared context matches; add notes with `claudenest context add`.",
     )
 
 

@@ -84,6 +84,7 @@ def projects_list(relay_url: str | None, as_json: bool) -> None:
     table(
         ["ID", "NAME", "PATH", "FOCUS", "UPDATED"],
         [(p["id"], p["name"], p["project_path"], p["current_focus"][:50], p["updated_at"]) for p in found],
+        empty="No projects yet: create one with `claudenest projects create NAME --path DIR`.",
     )
 
 

@@ -42,6 +42,7 @@ def skills_list(machine: str | None, kind: str, relay_url: str | None, as_json: 
     table(
         ["MACHINE", "NAME", "SCOPE", "DESCRIPTION"],
         [(r["machine"], r["name"], r["scope"], (r.get("description") or "")[:70]) for r in rows],
+        empty=f"No {kind} found on your machines (agents report ~/.claude and their projects' .claude/ folders).",
     )
 
 
@@ -85,4 +86,5 @@ def mcp_list(machine: str | None, relay_url: str | None, as_json: bool) -> None:
             )
             for r in rows
         ],
+        empty="No MCP servers found in ~/.claude.json or projects' .mcp.json on your machines.",
     )

@@ -134,4 +134,4 @@ def locks_list(project_ref: str | None, instance_token: str | None, relay_url: s
     if as_json:
         print_json({"locks": found})
     else:
-        table(LOCK_COLUMNS, lock_rows(found))
+        table(LOCK_COLUMNS, lock_rows(found), empty="No file is locked in this project.")

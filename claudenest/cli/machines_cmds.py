@@ -71,6 +71,7 @@ def machines_list(relay_url: str | None, as_json: bool) -> None:
             )
             for m in found
         ],
+        empty="No machines yet: on the machine, run `claudenest pair --relay URL`, then approve its code here.",
     )
 
 

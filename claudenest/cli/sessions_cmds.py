@@ -54,11 +54,11 @@ def _money(session: dict[str, Any]) -> str:
     return f"{session['total_tokens']:,} / ${session['total_cost']:.4f}"
 
 
-def _session_rows(sessions: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _session_rows(sessions: list[dict[str, Any]], machine_names: dict[str, str]) -> list[tuple[Any, ...]]:
     return [
         (
             short(s["id"]),
-            short(s["machine_id"]),
+            machine_names.get(s["machine_id"], short(s["machine_id"])),
             s["status"] + (" (ended)" if s["ended"] and s["status"] not in ("exited", "error") else ""),
             " ".join(s["command"]) if s["command"] else f"claude ({s['mode']})",
             s["project_path"],
@@ -164,15 +164,22 @@ def sessions_new(
 def sessions_list(machine: str | None, status: str | None, limit: int, relay_url: str | None, as_json: bool) -> None:
     """Your sessions, newest first."""
 
-    async def fetch(api: RelayClient) -> list[dict[str, Any]]:
+    async def fetch(api: RelayClient) -> tuple[list[dict[str, Any]], dict[str, str]]:
         machine_id = (await find_machine(api, machine))["id"] if machine else None
-        return await api.sessions(machine_id=machine_id, status=status, limit=limit)
+        found = await api.sessions(machine_id=machine_id, status=status, limit=limit)
+        names = {m["id"]: m["name"] for m in await api.machines()} if found and not as_json else {}
+        return found, names
 
-    found = run(with_client(relay_url, fetch))
+    found, names = run(with_client(relay_url, fetch))
     if as_json:
         print_json({"sessions": found})
     else:
-        table(["ID", "MACHINE", "STATUS", "COMMAND", "CWD", "EXIT", "TOKENS / COST", "DETAIL"], _session_rows(found))
+        table(
+            ["ID", "MACHINE", "STATUS", "COMMAND", "CWD", "EXIT", "TOKENS / COST", "DETAIL"],
+            _session_rows(found, names),
+            empty="No sessions"
+            + (" match." if machine or status else " yet: start one with `claudenest sessions new --command bash`."),
+        )
 
 
 @sessions.command("show")

@@ -124,7 +124,13 @@ def tasks_list(
     if as_json:
         print_json({"tasks": found})
     else:
-        table(TASK_COLUMNS, task_rows(found))
+        table(
+            TASK_COLUMNS,
+            task_rows(found),
+            empty="No tasks match."
+            if status or assigned_to
+            else "No tasks yet: add one with `claudenest tasks create TITLE`.",
+        )
 
 
 @tasks.command("show")

@@ -69,12 +69,10 @@ def test_busy_port_and_bad_config_are_clear_errors(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_error_messages_are_printed_literally(tmp_path: Path) -> None:
-    result = cli(
-        tmp_path, "login", "--relay", "http://127.0.0.1:9/[bold]x[/]", "--token", "cn_" + "x" * 43, check=False
-    )
-    assert result.returncode == 7
-    assert "http://127.0.0.1:9/[bold]x[/]" in result.stderr
+def test_error_messages_are_printed_literally(stack: Stack) -> None:
+    result = stack.user.cli("sessions", "show", "[bold]x[/]", check=False)
+    assert result.returncode == 5
+    assert "no session '[bold]x[/]'" in result.stderr
 
 
 def test_install_service_prints_the_unit_where_systemd_is_absent(tmp_path: Path) -> None:
@@ -120,6 +118,7 @@ def test_markup_in_names_from_the_relay_is_shown_as_typed(stack: Stack) -> None:
         ("ftp://box:8700", "is not a relay URL"),
         ("http://127.0.0.1:8700/api", "has no path: did you mean http://127.0.0.1:8700?"),
         ("http://127.0.0.1:99999", "invalid port"),
+        ("http://[bold]x[/]:9", "is not a relay URL"),
     ],
 )
 def test_a_relay_url_that_cannot_work_is_named_before_anything_is_sent(tmp_path: Path, url: str, says: str) -> None:
@@ -205,3 +204,27 @@ def test_pair_interrupted_withdraws_its_code_and_a_paired_home_asks_first(stack:
     assert again.returncode == 2
     assert "already paired" in again.stderr
     assert "--yes" in again.stderr
+
+
+def test_empty_listings_say_so_with_the_next_command(stack: Stack) -> None:
+    from tests.e2e.harness import add_user
+
+    newcomer = add_user(stack.relay, "newcomer@example.com", stack.root / "newcomer-cli")
+    for words, says in [
+        (("sessions", "list"), "claudenest sessions new --command bash"),
+        (("machines", "list"), "claudenest pair --relay URL"),
+        (("projects", "list"), "claudenest projects create NAME --path DIR"),
+        (("skills", "list"), "No skills found"),
+        (("mcp", "list"), "No MCP servers found"),
+    ]:
+        result = newcomer.cli(*words)
+        assert says in result.stdout, (words, result.stdout)
+        assert "┃" not in result.stdout  # a sentence, not an empty table
+
+
+def test_sessions_list_names_the_machine(stack: Stack) -> None:
+    sid = json.loads(stack.user.cli("sessions", "new", "--command", "sleep 30", "--json").stdout)["session"]["id"]
+    listed = stack.user.cli("sessions", "list", env={"COLUMNS": "250"}).stdout
+    row = next(line for line in listed.splitlines() if line.strip().startswith(sid[:8]))
+    assert "laptop" in row  # the machine's name from the stack fixture, not an id prefix
+    stack.user.cli("sessions", "kill", sid)
