@@ -153,9 +153,8 @@ def test_password_sign_in_returns_to_the_deep_link(core: Core, page: Any, tmp_pa
     expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)dashboard$"))
 
 
-def test_pasting_a_token_signs_in(core: Core, phone_page: Any, tmp_path: Path) -> None:
+def test_pasting_a_token_signs_in(core: Core, phone_page: Any) -> None:
     phone_page.goto(f"{core.relay.url}/login")
-    screenshot(phone_page, "login", tmp_path)
     phone_page.get_by_test_id("method-token").click()
     phone_page.get_by_test_id("token").fill(core.user.token)
     phone_page.get_by_test_id("token-submit").click()
@@ -527,6 +526,7 @@ PAGES = [
     ("skills", "/skills", '[data-testid="discovery-item"]'),
     ("mcp", "/mcp", '[data-testid="discovery-item"]'),
     ("commands", "/commands", '[data-testid="discovery-item"]'),
+    ("not-found", "/no/such/page", '[data-testid="not-found"]'),
 ]
 
 
@@ -544,6 +544,9 @@ def test_screenshots_of_every_core_page(core: Core, browser: Any, phone: bool, t
     wait_until(lambda: core.session(sid)["pending_permission"], message="a pending permission")
     page = new_page(browser, phone=phone)
     try:
+        page.goto(f"{core.relay.url}/login")
+        expect(page.get_by_test_id("password-form")).to_be_visible()
+        screenshot(page, "login", tmp_path)
         sign_in(page, core.user)
         for name, path, ready in PAGES:
             page.goto(core.relay.url + path.format(machine=core.agent.machine_id))
