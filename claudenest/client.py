@@ -79,6 +79,12 @@ class RelayClient:
     async def create_token(self, name: str, expires_in_days: int | None = 30) -> dict[str, Any]:
         return dict(await self._json("POST", "/api/tokens", json={"name": name, "expires_in_days": expires_in_days}))
 
+    async def tokens(self) -> list[dict[str, Any]]:
+        return list((await self._json("GET", "/api/tokens"))["tokens"])
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._json("DELETE", f"/api/tokens/{token_id}")
+
     # -- machines -----------------------------------------------------------------------------------------------
 
     async def machines(self) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from claudenest.cli.doctor_cmd import doctor
 from claudenest.cli.machines_cmds import machines, pair
 from claudenest.cli.relay_cmds import relay
 from claudenest.cli.sessions_cmds import sessions
+from claudenest.cli.tokens_cmds import tokens
 from claudenest.cli.up_cmd import up
 from claudenest.config import load_settings
 from claudenest.logs import setup_logging
@@ -49,6 +50,7 @@ for command in (
     mcp,
     doctor,
     context,
+    tokens,
 ):
     cli.add_command(command)
 

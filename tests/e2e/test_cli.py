@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import click.testing
+import httpx
 import pytest
 
 from claudenest.cli.main import cli as root
@@ -228,3 +229,22 @@ def test_sessions_list_names_the_machine(stack: Stack) -> None:
     row = next(line for line in listed.splitlines() if line.strip().startswith(sid[:8]))
     assert "laptop" in row  # the machine's name from the stack fixture, not an id prefix
     stack.user.cli("sessions", "kill", sid)
+
+
+def test_tokens_list_create_and_revoke(stack: Stack) -> None:
+    created = json.loads(stack.user.cli("tokens", "create", "ci-bot", "--expires-days", "7", "--json").stdout)
+    assert created["token"].startswith("cn_")
+    listed = json.loads(stack.user.cli("tokens", "list", "--json").stdout)["tokens"]
+    assert "ci-bot" in [t["name"] for t in listed]
+    assert all("token" not in t for t in listed)  # only hashes are kept: a token is shown once
+    ok = httpx.get(stack.relay.url + "/api/me", headers={"Authorization": f"Bearer {created['token']}"}, timeout=10)
+    assert ok.status_code == 200
+    stack.user.cli("tokens", "revoke", "ci-bot")
+    refused = httpx.get(
+        stack.relay.url + "/api/me", headers={"Authorization": f"Bearer {created['token']}"}, timeout=10
+    )
+    assert refused.status_code == 401
+    assert "ci-bot" not in stack.user.cli("tokens", "list", env={"COLUMNS": "250"}).stdout
+    assert "ci-bot" in stack.user.cli("tokens", "list", "--all", env={"COLUMNS": "250"}).stdout
+    missing = stack.user.cli("tokens", "revoke", "no-such-token", check=False)
+    assert missing.returncode == 5
