@@ -17,7 +17,10 @@ from tests.e2e.harness import cli
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):  # the root group loads its commands lazily
+        command = group.get_command(context, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             found += _commands(command, (*prefix, name))
         else:
@@ -248,3 +251,28 @@ def test_tokens_list_create_and_revoke(stack: Stack) -> None:
     assert "ci-bot" in stack.user.cli("tokens", "list", "--all", env={"COLUMNS": "250"}).stdout
     missing = stack.user.cli("tokens", "revoke", "no-such-token", check=False)
     assert missing.returncode == 5
+
+
+def test_the_root_help_line_of_each_command_matches_its_own_help() -> None:
+    from claudenest.cli.main import COMMANDS
+
+    context = click.Context(root)
+    for name, (_, _, short) in COMMANDS.items():
+        command = root.get_command(context, name)
+        assert command is not None
+        own = (command.help or "").split("\n")[0].strip()
+        assert own.startswith(short.removesuffix("...")), (name, short, own)
+
+
+def test_help_and_listings_do_not_import_the_relay_or_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from claudenest.cli.main import cli; "
+        "sys.argv = ['claudenest', '--help']\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('fastapi', 'numpy', 'uvicorn', 'claudenest.store') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
