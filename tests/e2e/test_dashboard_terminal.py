@@ -229,6 +229,29 @@ def test_network_drop_and_frozen_background_tab_resume_without_loss_or_doubles(t
         page.context.close()
 
 
+def test_more_printed_while_offline_than_the_relay_replays_still_shows_every_line_once(
+    term: TermStack, browser: Any
+) -> None:
+    sid = term.new_session()
+    page = new_page(browser)
+    try:
+        open_terminal(page, term, sid)
+        wait_prompt(page)
+        page.context.set_offline(True)
+        page.get_by_test_id("connection-state").filter(has_text="reconnecting").wait_for()
+        # 6,000 lines of 101 bytes: 600 KB, more than the 256 KiB the relay replays on attach.
+        term.user.cli("sessions", "send", sid, "for i in $(seq -w 1 6000); do printf 'long-%s %090d\\n' $i 0; done")
+        wait_until(lambda: "long-6000" in term.user.cli("sessions", "logs", sid).stdout, message="printed")
+        page.context.set_offline(False)
+        wait_live(page)
+        wait_screen(page, lambda text: "long-6000 " in text, "the last line")
+        shown = [row.split()[0] for row in lines(page) if row.startswith("long-")]
+        assert shown == [f"long-{i:04d}" for i in range(1, 6001)]
+        assert "output skipped" not in screen(page)
+    finally:
+        page.context.close()
+
+
 def test_copy_and_paste_through_the_clipboard(term: TermStack, browser: Any) -> None:
     sid = term.new_session()
     page = new_page(browser)

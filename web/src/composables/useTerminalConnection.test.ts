@@ -3,7 +3,8 @@ import type { LogChunk } from "@/api/client";
 import type { ClientMessage, ServerMessage } from "@/api/protocol";
 import { FrameKind } from "@/api/protocol";
 import type { SocketHandlers } from "@/api/socket";
-import { TAIL_BYTES, TerminalConnection, type SocketLike, type TerminalSink } from "./useTerminalConnection";
+import { gapMarker } from "@/components/terminal/cursor";
+import { FILL_BYTES, TAIL_BYTES, TerminalConnection, type SocketLike, type TerminalSink } from "./useTerminalConnection";
 
 const SID = "11111111-2222-3333-4444-555555555555";
 const enc = new TextEncoder();
@@ -72,7 +73,7 @@ class FakeTerminal implements TerminalSink {
   }
 }
 
-function setup(options: { failFirst?: number; log?: Uint8Array; readOnly?: boolean } = {}) {
+function setup(options: { failFirst?: number; log?: Uint8Array; readOnly?: boolean; restore?: boolean } = {}) {
   const sockets: FakeSocket[] = [];
   let failures = options.failFirst ?? 0;
   const term = new FakeTerminal();
@@ -83,7 +84,7 @@ function setup(options: { failFirst?: number; log?: Uint8Array; readOnly?: boole
   });
   const connection = new TerminalConnection(SID, term, {
     readOnly: options.readOnly,
-    restoreScrollback: options.log !== undefined,
+    restoreScrollback: options.restore ?? options.log !== undefined,
     readLog,
     random: () => 0.5,
     createSocket: (handlers) => {
@@ -291,6 +292,50 @@ describe("TerminalConnection", () => {
     expect(term.shown).toMatch(/^\d{6} z+\n/);
     expect(term.shown.endsWith(`019999 ${"z".repeat(40)}\n`)).toBe(true);
     expect(connection.status.value).toBe("idle");
+  });
+
+  it("reads the relay's replay gap after a long drop from the log, holding live output until it is shown", async () => {
+    const text = Array.from({ length: 40000 }, (_, i) => `l${String(i).padStart(5, "0")}\n`).join(""); // 280 KB
+    const log = enc.encode(text);
+    const { connection, term, last, readLog } = setup({ log, restore: false });
+    await connection.start();
+    await flush();
+    last().attached(0);
+    last().output(0, text.slice(0, 7000)); // lines 0..999 shown, then the network went away
+    last().drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    const start = log.length - 100_000; // the relay replays the last 100 KB only
+    last().attached(start);
+    last().deliver({ type: "gap", session_id: SID, from_offset: 7000, to_offset: start });
+    last().output(start, text.slice(start)); // arrives while the hole is read: held
+    last().output(log.length, "live\n");
+    await vi.advanceTimersByTimeAsync(0);
+    await flush();
+    expect(readLog).toHaveBeenCalled();
+    expect(term.shown).toBe(text + "live\n"); // every line once, in order, no marker
+    expect(connection.lostBytes.value).toBe(0);
+    expect(connection.flow.pending).toBe(0);
+  });
+
+  it("marks only what is older than the fill reaches, and never fills a gap from falling behind", async () => {
+    const big = new Uint8Array(5 << 20).fill(0x61);
+    const { connection, term, last } = setup({ log: big, restore: false });
+    await connection.start();
+    await flush();
+    last().attached(0);
+    last().output(0, "a");
+    last().drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    last().attached(big.length);
+    last().deliver({ type: "gap", session_id: SID, from_offset: 1, to_offset: big.length });
+    await flush();
+    await flush();
+    expect(connection.lostBytes.value).toBe(big.length - 1 - FILL_BYTES);
+    expect(term.shown.length).toBe(1 + gapMarker(big.length - 1 - FILL_BYTES).length + FILL_BYTES);
+    // Later, a cut-over (the relay dropped what we were too slow for): a marker, no log read.
+    last().output(big.length, "b");
+    last().deliver({ type: "gap", session_id: SID, from_offset: big.length + 1, to_offset: big.length + 5000 });
+    expect(term.shown.endsWith(gapMarker(4999))).toBe(true);
   });
 
   it("shows a pending permission until the status moves on or it is decided here", async () => {

@@ -17,6 +17,13 @@ import { cleanTailStart, gapMarker, OutputCursor } from "@/components/terminal/c
 import { FlowControl } from "@/components/terminal/flow";
 
 export const TAIL_BYTES = 512 << 10;
+/**
+ * The relay replays at most 256 KiB on attach (relay.replay_limit_bytes) and sends a `gap` for anything older. After
+ * a long drop or a sleep the page reads that hole from the persisted log instead, up to FILL_BYTES (about what the
+ * 10,000-line scrollback holds), so nothing is missing from the screen; only older bytes get a marker.
+ */
+export const FILL_BYTES = 2 << 20;
+const FILL_CHUNK = 256 << 10;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const RESIZE_DEBOUNCE_MS = 120;
@@ -77,6 +84,14 @@ export class TerminalConnection {
   private connecting = false;
   private wasLive = false;
   private decided = new Set<string>();
+  /** The next gap is the relay's replay limit on this attach (set by `attached`, cleared by the first frame). */
+  private fillOnGap = false;
+  private attachStart = 0;
+  private fillGeneration = 0;
+  private filling = false;
+  /** Frames and gaps that arrived while a hole is read from the log: handled in order once it is filled. */
+  private held: ({ frame: Frame } | { gap: [number, number] })[] = [];
+  private heldBytes = 0;
   private readonly createSocket: (handlers: SocketHandlers) => SocketLike;
   private readonly readLog: (id: string, from: number, limit: number) => Promise<LogChunk>;
   private readonly random: () => number;
@@ -191,6 +206,7 @@ export class TerminalConnection {
     const previous = this.socket;
     this.socket = null;
     previous?.close();
+    this.cancelFill(); // the new attach starts from what is on screen; it gets its own gap if any
     this.state.value = this.wasLive || this.attempts.value > 0 ? "reconnecting" : "connecting";
     const socket = this.createSocket({
       message: (message) => {
@@ -266,6 +282,9 @@ export class TerminalConnection {
     switch (message.type) {
       case "attached":
         if (message.session_id !== this.sessionId) return;
+        this.cancelFill();
+        this.fillOnGap = this.cursor.next !== null && message.from_offset > this.cursor.next;
+        this.attachStart = message.from_offset;
         this.cursor.attached(message.from_offset);
         this.status.value = message.status;
         this.state.value = "live";
@@ -277,7 +296,7 @@ export class TerminalConnection {
         return;
       case "gap":
         if (message.session_id !== this.sessionId) return;
-        this.markLost(this.cursor.gap(message.from_offset, message.to_offset));
+        this.onGap(message.from_offset, message.to_offset);
         return;
       case "session_status":
         if (message.session_id !== this.sessionId) return;
@@ -301,8 +320,74 @@ export class TerminalConnection {
     }
   }
 
+  private onGap(from: number, to: number): void {
+    if (this.filling) {
+      this.held.push({ gap: [from, to] });
+      return;
+    }
+    const next = this.cursor.next;
+    // Only the replay gap of this attach (it ends where the relay's replay starts); a cut-over because the page
+    // fell behind is not read back, which would only put it further behind.
+    if (this.fillOnGap && to === this.attachStart && next !== null && to > next) {
+      this.fillOnGap = false;
+      void this.fill(Math.max(from, next), to);
+      return;
+    }
+    this.fillOnGap = false;
+    this.markLost(this.cursor.gap(from, to));
+  }
+
+  /** Read [from, to) from the persisted log and show it, holding live frames meanwhile; mark what is not there. */
+  private async fill(from: number, to: number): Promise<void> {
+    const generation = ++this.fillGeneration;
+    this.filling = true;
+    this.markLost(this.cursor.gap(from, Math.max(from, to - FILL_BYTES))); // older than the scrollback holds
+    try {
+      while (this.cursor.next !== null && this.cursor.next < to) {
+        const position = this.cursor.next;
+        const chunk = await this.readLog(this.sessionId, position, Math.min(FILL_CHUNK, to - position));
+        if (generation !== this.fillGeneration) return;
+        if (chunk.data.length === 0 || chunk.offset >= to) break;
+        const { data, missing } = this.cursor.accept(chunk.offset, chunk.data.subarray(0, to - chunk.offset));
+        if (missing) this.markLost(missing[1] - missing[0]);
+        // One chunk at a time through xterm's parser: a 2 MiB hole never piles up unparsed.
+        if (data) await new Promise<void>((resolve) => this.write(data, resolve));
+        if (generation !== this.fillGeneration) return;
+      }
+    } catch {
+      // The log cannot be read now: what is still missing gets a marker below.
+    }
+    if (generation !== this.fillGeneration) return;
+    if (this.cursor.next !== null) this.markLost(this.cursor.gap(this.cursor.next, to));
+    this.filling = false;
+    const held = this.held;
+    this.held = [];
+    this.flow.parsed(this.heldBytes);
+    this.heldBytes = 0;
+    for (const item of held) {
+      if ("frame" in item) this.onOutput(item.frame);
+      else this.onGap(item.gap[0], item.gap[1]);
+    }
+  }
+
+  private cancelFill(): void {
+    this.fillGeneration += 1;
+    this.filling = false;
+    this.held = [];
+    this.flow.parsed(this.heldBytes);
+    this.heldBytes = 0;
+  }
+
   private onOutput(frame: Frame): void {
     if (frame.sessionId !== this.sessionId) return;
+    if (this.filling) {
+      // Counted as pending: a flood while the hole is read pauses the relay instead of growing this list.
+      this.held.push({ frame });
+      this.heldBytes += frame.payload.length;
+      this.flow.written(frame.payload.length);
+      return;
+    }
+    this.fillOnGap = false;
     const { data, missing } = this.cursor.accept(frame.offset, frame.payload);
     if (missing) this.markLost(missing[1] - missing[0]);
     if (data) this.write(data);
@@ -314,10 +399,13 @@ export class TerminalConnection {
     this.write(gapMarker(bytes));
   }
 
-  private write(data: Uint8Array | string): void {
+  private write(data: Uint8Array | string, parsed?: () => void): void {
     const size = data.length;
     this.flow.written(size);
-    this.sink.write(data, () => this.flow.parsed(size));
+    this.sink.write(data, () => {
+      this.flow.parsed(size);
+      parsed?.();
+    });
   }
 
   private sendSize(): void {
