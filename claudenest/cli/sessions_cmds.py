@@ -91,6 +91,11 @@ def sessions() -> None:
 @click.option("--cols", type=click.IntRange(1, 1000), help="Terminal width (default: this terminal's).")
 @click.option("--rows", type=click.IntRange(1, 1000), help="Terminal height (default: this terminal's).")
 @click.option("--attach", "then_attach", is_flag=True, help="Attach to the session once it has started.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Print the output until the session ends, then its status and cost; exit with its exit code.",
+)
 @relay_option
 @json_option
 @handle_errors
@@ -104,10 +109,11 @@ def sessions_new(
     cols: int | None,
     rows: int | None,
     then_attach: bool,
+    wait: bool,
     relay_url: str | None,
     as_json: bool,
 ) -> None:
-    """Start a session and print its id."""
+    """Start a session and print its id (with --wait: its output, then how it ended)."""
     argv = shlex.split(command) if command else None
     if command is not None and not argv:
         raise click.BadParameter("is empty", param_hint="--command")
@@ -115,6 +121,8 @@ def sessions_new(
         raise click.BadParameter("--headless needs --prompt", param_hint="--prompt")
     if project_ref is not None and command is not None:
         raise click.BadParameter("project sessions run Claude Code; leave out --command", param_hint="--project")
+    if then_attach and wait:
+        raise click.UsageError("--attach and --wait do not go together: attach shows the output live already")
     if then_attach:
         need_terminal("ID")  # before anything is started
     size = shutil.get_terminal_size((120, 40)) if sys.stdout.isatty() else (120, 40)
@@ -134,6 +142,8 @@ def sessions_new(
         )
 
     session = run(with_client(relay_url, create))
+    if wait and session["status"] != "error":
+        _wait_for_end(session["id"], relay_url, as_json)
     if as_json:
         print_json({"session": session})
     elif session["status"] == "error":
@@ -148,6 +158,35 @@ def sessions_new(
         sys.exit(1)
     if then_attach:
         _attach(session["id"], relay_url, read_only=False, detach_key=DEFAULT_DETACH_KEY)
+
+
+def _wait_for_end(session_id: str, relay_url: str | None, as_json: bool) -> None:
+    """Stream the session's output to stdout (unless --json) until it ends; then say how it ended and exit with
+    its code: Claude's own failure (a headless result with is_error) exits 1 even when the process exited 0."""
+
+    def write(chunk: bytes) -> None:
+        if not as_json:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+    async def follow(api: RelayClient) -> dict[str, Any]:
+        await OutputFollower(api, session_id, from_offset=0, read_only=True, write=write).run()
+        return await api.session(session_id)
+
+    ended = run(with_client(relay_url, follow))
+    code = ended["exit_code"] if ended["exit_code"] is not None else 1
+    if ended["status"] == "error" and code == 0:
+        code = 1
+    if as_json:
+        print_json({"session": ended})
+    else:
+        detail = f": {ended['status_detail']}" if ended["status"] == "error" and ended["status_detail"] else ""
+        err.print(
+            f"\n[session {ended['status']}, exit {code}, {_money(ended) or 'no cost recorded'}{detail}]",
+            highlight=False,
+            markup=False,
+        )
+    sys.exit(code)
 
 
 @sessions.command("list")

@@ -322,3 +322,18 @@ def test_a_project_session_gets_an_instance_and_its_edits_take_file_locks(claude
     )
     ended = claude.user.api("GET", f"/api/projects/{project['id']}/instances").json()["instances"]
     assert next(i for i in ended if i["id"] == mine["id"])["status"] == "ended"
+
+
+def test_headless_wait_prints_the_result_and_exits_with_claudes_status(claude: ClaudeStack) -> None:
+    done = claude.user.cli("sessions", "new", "--headless", "--prompt", "summarize the repo", "--wait", check=False)
+    assert done.returncode == 0, done.stderr
+    assert "You said: summarize the repo" in done.stdout
+    assert "[session exited, exit 0, 47 / $0.0123]" in done.stderr
+    failed = claude.user.cli("sessions", "new", "--headless", "--prompt", "fail", "--wait", check=False)
+    assert failed.returncode == 1
+    assert "Not logged in" in failed.stdout
+    assert "[session error, exit 1" in failed.stderr
+    scripted = claude.user.cli("sessions", "new", "--headless", "--prompt", "again", "--wait", "--json")
+    ended = json.loads(scripted.stdout.strip().splitlines()[-1])["session"]
+    assert ended["ended"] is True
+    assert ended["total_cost"] == pytest.approx(0.0123)
