@@ -67,5 +67,5 @@ export function cleanTailStart(data: Uint8Array, offset: number): Uint8Array {
 export function gapMarker(lost: number): string {
   const size =
     lost >= 1 << 20 ? `${(lost / (1 << 20)).toFixed(1)} MiB` : lost >= 1024 ? `${Math.round(lost / 1024)} KiB` : `${lost} bytes`;
-  return `\r\n\x1b[0;2m[… ${size} of output skipped (too far behind); the full log: claudenest sessions logs]\x1b[0m\r\n`;
+  return `\r\n\x1b[0;2m[… ${size} of output skipped here; all of it: claudenest sessions logs]\x1b[0m\r\n`;
 }
