@@ -116,6 +116,9 @@ class RelayClient:
     async def session(self, session_id: str) -> dict[str, Any]:
         return dict((await self._json("GET", f"/api/sessions/{session_id}"))["session"])
 
+    async def delete_session(self, session_id: str) -> None:
+        await self._json("DELETE", f"/api/sessions/{session_id}")
+
     async def send_input(self, session_id: str, data: bytes) -> int:
         """Type ``data`` into the session, in pieces the relay accepts (it takes 64 KiB a request), in order."""
         sent = 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import shutil
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -27,6 +29,7 @@ from claudenest.cli.common import (
 from claudenest.cli.coordination_common import find_project
 from claudenest.cli.machines_cmds import find_machine
 from claudenest.client import RelayClient
+from claudenest.clock import iso
 from claudenest.errors import ClaudenestError, NotFound
 
 
@@ -359,6 +362,65 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
         run(with_follow)
     except (BrokenPipeError, asyncio.CancelledError):
         pass
+
+
+@sessions.command("rm")
+@click.argument("session_refs", metavar="SESSION...", nargs=-1, required=True)
+@relay_option
+@json_option
+@handle_errors
+def sessions_rm(session_refs: tuple[str, ...], relay_url: str | None, as_json: bool) -> None:
+    """Remove ended sessions and their output (a live one is refused: end it with `sessions kill`)."""
+
+    async def remove(api: RelayClient) -> list[str]:
+        removed = []
+        for ref in session_refs:
+            found = await find_session(api, ref)
+            await api.delete_session(found["id"])
+            removed.append(found["id"])
+        return removed
+
+    removed = run(with_client(relay_url, remove))
+    if as_json:
+        print_json({"removed": removed})
+    else:
+        out.print(f"Removed {len(removed)} session(s).", highlight=False, markup=False)
+
+
+DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_duration(text: str) -> timedelta:
+    match = DURATION.match(text.strip())
+    if match is None:
+        raise click.BadParameter(f"{text!r}: give a number and a unit, like 30m, 12h or 7d", param_hint="--older-than")
+    number, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number})
+
+
+@sessions.command("prune")
+@click.option("--older-than", "older_than", default="7d", show_default=True, help="Ended at least this long ago.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed, remove nothing.")
+@relay_option
+@json_option
+@handle_errors
+def sessions_prune(older_than: str, dry_run: bool, relay_url: str | None, as_json: bool) -> None:
+    """Remove every ended session (exited, failed to start, or ended in error) older than --older-than."""
+    cutoff = iso(datetime.now(UTC) - parse_duration(older_than))
+
+    async def prune(api: RelayClient) -> list[dict[str, Any]]:
+        old = [s for s in await api.sessions(limit=1000) if s["ended"] and (s["completed_at"] or "") <= cutoff]
+        if not dry_run:
+            for session in old:
+                await api.delete_session(session["id"])
+        return old
+
+    pruned = run(with_client(relay_url, prune))
+    if as_json:
+        print_json({"removed": [] if dry_run else [s["id"] for s in pruned], "matched": [s["id"] for s in pruned]})
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    out.print(f"{verb} {len(pruned)} session(s) that ended before {cutoff}.", highlight=False, markup=False)
 
 
 def _answer_permission(session: str, behavior: str, message: str | None, relay_url: str | None, as_json: bool) -> None:

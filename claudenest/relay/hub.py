@@ -620,6 +620,11 @@ class Hub:
         viewer.sessions.discard(session_id)
         viewer.outbox.drained.set()  # wakes a producer waiting on this viewer: it re-checks and stops waiting
 
+    def still_saving(self, session_id: str) -> bool:
+        """True while an ended session's last output has not all reached the store (it must not be deleted yet)."""
+        stream = self.streams.get(session_id)
+        return stream is not None and (stream.exit_end is not None or bool(stream.pending))
+
     def _drop_if_done(self, stream: SessionStream) -> None:
         """An ended, fully persisted stream nobody watches needs no memory: the log has it all."""
         if stream.ended and not stream.attachments and stream.exit_end is None and not stream.pending:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from claudenest.clock import now_iso
-from claudenest.errors import NotFound
+from claudenest.errors import Conflict, NotFound
 from claudenest.store.users import as_dict
 
 if TYPE_CHECKING:
@@ -106,6 +106,13 @@ class SessionQueries:
         )
         assert row is not None
         return {"sessions": row[0], "total_tokens": row[1] or 0, "total_cost": round(row[2] or 0.0, 6)}
+
+    async def delete(self, session_id: str, user_id: str) -> None:
+        """Remove an ended session with its output log (the log rows go by ON DELETE CASCADE)."""
+        session = await self.get(session_id, user_id)
+        if not session["ended"]:
+            raise Conflict(f"session {session_id} is still {session['status']}: end it first (sessions kill)")
+        await self._store.execute("DELETE FROM claude_sessions WHERE id = ? AND user_id = ?", (session_id, user_id))
 
     async def totals_by_machine(self, user_id: str) -> dict[str, dict[str, Any]]:
         rows = await self._store.fetchall(

@@ -276,3 +276,41 @@ def test_help_and_listings_do_not_import_the_relay_or_numpy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_sessions_rm_and_prune_remove_only_ended_sessions(stack: Stack) -> None:
+    from tests.e2e.harness import wait_until
+
+    def new(command: str) -> str:
+        return str(
+            json.loads(stack.user.cli("sessions", "new", "--command", command, "--json").stdout)["session"]["id"]
+        )
+
+    def ids() -> set[str]:
+        return {s["id"] for s in json.loads(stack.user.cli("sessions", "list", "--json").stdout)["sessions"]}
+
+    done, live, old = new("true"), new("sleep 60"), new("true")
+    wait_until(lambda: all(json.loads(stack.user.cli("sessions", "show", s, "--json").stdout)["session"]["ended"]
+                           for s in (done, old)), message="both ended")  # fmt: skip
+    refused = stack.user.cli("sessions", "rm", live, check=False)
+    assert refused.returncode == 6
+    assert "end it first" in refused.stderr
+    removed = json.loads(stack.user.cli("sessions", "rm", done, "--json").stdout)
+    assert removed == {"removed": [done]}
+    assert done not in ids()
+    assert stack.user.api("GET", f"/api/sessions/{done}/logs").status_code == 404
+    kept = json.loads(stack.user.cli("sessions", "prune", "--older-than", "1d", "--json").stdout)
+    assert old not in kept["matched"]  # it ended seconds ago
+    trial = json.loads(stack.user.cli("sessions", "prune", "--older-than", "0s", "--dry-run", "--json").stdout)
+    assert old in trial["matched"]
+    assert trial["removed"] == []
+    assert old in ids()
+    pruned = json.loads(stack.user.cli("sessions", "prune", "--older-than", "0s", "--json").stdout)
+    assert old in pruned["removed"]
+    assert live not in pruned["removed"]
+    assert old not in ids()
+    assert live in ids()
+    bad = stack.user.cli("sessions", "prune", "--older-than", "a week", check=False)
+    assert bad.returncode == 2
+    assert "like 30m, 12h or 7d" in bad.stderr
+    stack.user.cli("sessions", "kill", live)

@@ -173,6 +173,16 @@ async def get_session(session_id: str, user: UserDep, store: StoreDep) -> dict[s
     return {"session": await store.sessions.get(session_id, user["id"])}
 
 
+@router.delete("/api/sessions/{session_id}", status_code=204)
+async def delete_session(session_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> Response:
+    """Remove an ended session and its output log; a live one is 409 (end it first)."""
+    await store.sessions.get(session_id, user["id"])  # yours, or 404
+    if hub.still_saving(session_id):
+        raise Conflict(f"session {session_id} is still saving its last output; try again in a moment")
+    await store.sessions.delete(session_id, user["id"])
+    return Response(status_code=204)
+
+
 @router.post("/api/sessions/{session_id}/input", status_code=202)
 async def send_input(
     session_id: str, body: SessionInput, user: UserDep, store: StoreDep, hub: HubDep
