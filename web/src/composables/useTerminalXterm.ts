@@ -22,7 +22,10 @@ export function useTerminalXterm(options: { fontSize: number; onResize: (cols: n
     fontFamily: 'ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", "DejaVu Sans Mono", monospace',
     fontSize: options.fontSize,
     scrollback: 10_000,
-    cursorBlink: true,
+    // A blinking cursor is a CSS animation that keeps Chromium drawing frames without pause, and each echo then
+    // waits for the next one: keystroke-to-screen p50 27.3 ms blinking, 7.0 ms steady (wetty 10.6 ms), in
+    // scripts/bench_browser.py (docs/benchmarks.md).
+    cursorBlink: false,
     theme: THEME,
     allowProposedApi: false,
   });
