@@ -42,6 +42,7 @@ class Agent:
             hooks=self.hooks,
             trust_projects=settings.trust_projects,
             relay_url=relay_url,
+            on_claude_found=self._claude_found,
         )
         claude = locate_claude(settings.claude_path)
         self.claude_version = claude_version(claude) if claude else None
@@ -136,6 +137,21 @@ class Agent:
             await asyncio.sleep(DISCOVERY_INTERVAL)
             with contextlib.suppress(Exception):
                 await self._report_discovery()
+            claude = locate_claude(self.settings.claude_path)
+            if claude is not None:
+                self._claude_found(claude)
+
+    # -- Claude Code appearing after start ------------------------------------------------------------------------
+
+    def _claude_found(self, path: str) -> None:
+        """Claude Code found at a spawn or a periodic look: if the relay was told another version (or none), it
+        hears the new one (the dashboard offers Claude sessions only on machines that have it)."""
+        version = claude_version(path)
+        if version is None or version == self.claude_version:
+            return
+        log.info("Claude Code %s found at %s; telling the relay", version, path)
+        self.claude_version = version
+        self._spawn_task(self.link.reintroduce(version))
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 

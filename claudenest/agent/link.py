@@ -122,6 +122,14 @@ class RelayLink:
         self._control.append(Pending(message, (session.session_id, session.ring.end)))
         self._wake.set()
 
+    async def reintroduce(self, claude_version: str | None) -> None:
+        """What the hello said about this machine changed (Claude Code installed or upgraded): reconnect, so the
+        relay hears a fresh hello. Lossless like any reconnect: sessions resume from their offsets."""
+        hostname, platform, _ = self._identity
+        self._identity = (hostname, platform, claude_version)
+        if self._ws is not None:
+            await self._ws.close(1000, "re-introducing: Claude Code changed")
+
     def send(self, message: Message) -> None:
         """Queue a control message (state, usage, discovery). Dropped while disconnected: the next hello and
         discovery report carry what matters."""

@@ -81,8 +81,10 @@ class SessionRegistry:
         hooks: HookServer | None = None,
         trust_projects: tuple[str, ...] = (),
         relay_url: str = "",
+        on_claude_found: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.sessions: dict[str, LocalSession] = {}
+        self._on_claude_found = on_claude_found
         self.ring_bytes = ring_bytes
         self.claude_path = claude_path
         self._on_output = on_output
@@ -152,6 +154,7 @@ class SessionRegistry:
                 "Claude Code (`claude`) was not found: install it (npm install -g @anthropic-ai/claude-code) "
                 "or set agent.claude_path in config.toml"
             )
+        self._on_claude_found(claude)  # looked for at every spawn: an install after the agent started is seen
         argv = (
             headless_argv(claude, request.session_id, request.prompt or "")
             if request.mode == "headless"

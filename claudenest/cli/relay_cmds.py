@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -126,7 +127,7 @@ MIN_PASSWORD = 8
 @handle_errors
 def user_passwd(email: str) -> None:
     """Set the dashboard password of an account (asked twice on a terminal; one line of stdin otherwise)."""
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     if stdin.isatty():
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     else:

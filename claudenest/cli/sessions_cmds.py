@@ -311,7 +311,7 @@ def sessions_send(
     if (text is None) == (from_file is None):
         raise click.UsageError("give TEXT (or '-' for stdin) or --file, not both")
     if text == "-":
-        body = click.get_binary_stream("stdin").read()
+        body = sys.stdin.buffer.read()
     elif from_file is not None:
         body = from_file.read()
     else:

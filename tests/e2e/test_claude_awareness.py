@@ -337,3 +337,42 @@ def test_headless_wait_prints_the_result_and_exits_with_claudes_status(claude: C
     ended = json.loads(scripted.stdout.strip().splitlines()[-1])["session"]
     assert ended["ended"] is True
     assert ended["total_cost"] == pytest.approx(0.0123)
+
+
+def test_claude_installed_after_the_agent_started_is_found_and_reported(tmp_path: Path) -> None:
+    import shutil
+
+    relay = Relay(tmp_path / "relay").start()
+    user = add_user(relay, "late@example.com", tmp_path / "cli")
+    claude_path = tmp_path / "bin" / "claude"  # not there yet
+    agent = pair_agent(
+        relay, user, tmp_path / "agent", "late-box", extra_env={"CLAUDENEST_AGENT_CLAUDE_PATH": str(claude_path)}
+    )
+    try:
+        machine = user.api("GET", f"/api/machines/{agent.machine_id}").json()["machine"]
+        assert machine["claude_version"] is None
+        refused = user.api(
+            "POST", "/api/sessions", json={"machine_id": agent.machine_id, "mode": "headless", "prompt": "hi"}
+        ).json()["session"]
+        assert refused["status"] == "error"
+        assert "not found" in refused["status_detail"]
+        claude_path.parent.mkdir()
+        shutil.copy(FAKE_CLAUDE, claude_path)  # installed now, with the agent running
+        ran = user.api(
+            "POST", "/api/sessions", json={"machine_id": agent.machine_id, "mode": "headless", "prompt": "hi"}
+        ).json()["session"]
+        assert ran["status"] != "error", ran
+        wait_until(
+            lambda: (
+                user.api("GET", f"/api/machines/{agent.machine_id}").json()["machine"]["claude_version"] == "2.1.197"
+            ),
+            seconds=20,
+            message="the new Claude Code version reported",
+        )
+        wait_until(
+            lambda: user.api("GET", f"/api/sessions/{ran['id']}").json()["session"]["ended"], message="the run ends"
+        )
+        assert "You said: hi" in user.api("GET", f"/api/sessions/{ran['id']}/logs").text  # nothing lost on the way
+    finally:
+        agent.stop()
+        relay.stop()
