@@ -61,6 +61,7 @@ class OutputFollower:
         read_only: bool,
         write: Callable[[bytes], None],
         on_gap: Callable[[int, int], None] | None = None,
+        on_link: Callable[[str], None] | None = None,
     ) -> None:
         self.api = api
         self.session_id = session_id
@@ -68,6 +69,10 @@ class OutputFollower:
         self.read_only = read_only
         self.write = write
         self.on_gap = on_gap
+        # Told "reconnecting" when the connection to the relay drops and "live" once re-attached after that, so a
+        # person does not take a frozen screen for a frozen session.
+        self.on_link = on_link
+        self._lost = False
         self.ws: ClientConnection | None = None
         self.attached = asyncio.Event()
         self.size: tuple[int, int] | None = None
@@ -94,6 +99,9 @@ class OutputFollower:
                 with contextlib.suppress(Exception):
                     await self.ws.close()
                 self.ws = None
+            if not self._lost and self.on_link is not None:  # reached only when we are going to retry
+                self.on_link("reconnecting")
+            self._lost = True
             give_up = loop.time() + reconnect_for
             await asyncio.sleep(0.5)
 
@@ -118,6 +126,9 @@ class OutputFollower:
                     self.offset = message.from_offset if self.offset is None else self.offset
                     self.size = (message.cols, message.rows)
                     self.attached.set()
+                    if self._lost and self.on_link is not None:
+                        self.on_link("live")
+                    self._lost = False
                 elif isinstance(message, Gap):
                     if self.on_gap:
                         self.on_gap(message.from_offset, message.to_offset)
@@ -154,6 +165,18 @@ def _stdout_write(data: bytes) -> None:
         view = view[written:]
 
 
+LINK_NOTES = {
+    "reconnecting": "[claudenest: connection to the relay lost; reconnecting...]",
+    "live": "[claudenest: reconnected; live again]",
+}
+
+
+def _say_link_state(state: str) -> None:
+    """On stderr, one line each way (the terminal is raw, hence the explicit carriage returns)."""
+    with contextlib.suppress(OSError):
+        os.write(sys.stderr.fileno(), f"\r\n{LINK_NOTES[state]}\r\n".encode())
+
+
 async def attach(
     api: RelayClient, session_id: str, *, read_only: bool, detach_key: bytes, banner: str = ""
 ) -> StreamResult:
@@ -164,6 +187,7 @@ async def attach(
         read_only=read_only,
         write=_stdout_write,
         on_gap=lambda a, b: _stdout_write(f"\r\n[claudenest: {b - a} older bytes not shown]\r\n".encode()),
+        on_link=_say_link_state,
     )
     loop = asyncio.get_running_loop()
     stdin = sys.stdin.fileno()

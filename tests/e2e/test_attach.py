@@ -104,3 +104,27 @@ def test_logs_follow_prints_everything_until_the_session_ends(stack: Stack) -> N
     followed = stack.user.cli("sessions", "logs", sid, "--follow", seconds=60).stdout
     rows = [line for line in followed.replace("\r", "").split("\n") if line.startswith("row ")]
     assert rows == [f"row {i}" for i in range(200)]
+
+
+def test_attach_says_when_it_is_reconnecting_and_when_it_is_live_again(stack: Stack) -> None:
+    sid = json.loads(stack.user.cli("sessions", "new", "--command", "bash --norc --noprofile", "--json").stdout)[
+        "session"
+    ]["id"]
+    term = Terminal(stack, "sessions", "attach", sid)
+    try:
+        term.expect(b"Ctrl-] detaches")
+        stack.relay.restart()  # the relay goes away and comes back on the same port; the session lives on
+        term.expect(b"reconnecting...")
+        term.expect(b"live again", seconds=40)
+        wait_until(  # the agent reconnects on its own schedule; keys for its session wait for it
+            lambda: (
+                json.loads(stack.user.cli("machines", "list", "--json").stdout)["machines"][0]["status"] == "online"
+            ),
+            seconds=40,
+        )
+        term.type(b"echo back-$((6*7))\r")
+        term.expect(b"back-42")
+        term.type(b"\x1d")
+        assert term.wait_exit() == 0
+    finally:
+        term.close()
