@@ -116,6 +116,36 @@ async def with_client(relay_url: str | None, action: Callable[[RelayClient], Cor
         return await action(api)
 
 
+def _complete(fetch: Callable[[RelayClient], Coroutine[Any, Any, list[str]]], incomplete: str) -> list[str]:
+    """Shell completion from the relay: quick (2 s at most) and silent on any failure, as a shell expects."""
+
+    async def ask() -> list[str]:
+        url = resolve_relay(None)
+        token = os.environ.get("CLAUDENEST_TOKEN") or credentials.load("user", url)
+        async with RelayClient(url, token, timeout=2) as api:
+            return await fetch(api)
+
+    try:
+        found = run(asyncio.wait_for(ask(), 2))
+    except Exception:  # completion must never print a traceback into the user's prompt
+        return []
+    return sorted({value for value in found if value.startswith(incomplete)})
+
+
+def complete_session(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    async def fetch(api: RelayClient) -> list[str]:
+        return [s["id"] for s in await api.sessions(limit=200)]
+
+    return _complete(fetch, incomplete)
+
+
+def complete_machine(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    async def fetch(api: RelayClient) -> list[str]:
+        return [m["name"] for m in await api.machines() if not m.get("revoked_at")]
+
+    return _complete(fetch, incomplete)
+
+
 def short(identifier: str | None) -> str:
     return (identifier or "")[:8]
 

@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from claudenest.cli.common import handle_errors, json_option, print_json, relay_option, run, table, with_client
+from claudenest.cli.common import (
+    complete_machine,
+    handle_errors,
+    json_option,
+    print_json,
+    relay_option,
+    run,
+    table,
+    with_client,
+)
 from claudenest.cli.machines_cmds import find_machine
 from claudenest.client import RelayClient
 
@@ -28,7 +37,7 @@ def skills() -> None:
 
 
 @skills.command("list")
-@click.option("--machine", help="Only this machine (name or id).")
+@click.option("--machine", help="Only this machine (name or id).", shell_complete=complete_machine)
 @click.option("--kind", type=click.Choice(["skills", "commands", "agents"]), default="skills", show_default=True)
 @relay_option
 @json_option
@@ -64,7 +73,7 @@ def mcp_serve() -> None:
 
 
 @mcp.command("list")
-@click.option("--machine", help="Only this machine (name or id).")
+@click.option("--machine", help="Only this machine (name or id).", shell_complete=complete_machine)
 @relay_option
 @json_option
 @handle_errors

@@ -11,6 +11,7 @@ from claudenest import tokens
 from claudenest.agent import credentials
 from claudenest.agent.pairing import pair as pair_with_relay
 from claudenest.cli.common import (
+    complete_machine,
     handle_errors,
     json_option,
     out,
@@ -76,7 +77,7 @@ def machines_list(relay_url: str | None, as_json: bool) -> None:
 
 
 @machines.command("show")
-@click.argument("machine")
+@click.argument("machine", shell_complete=complete_machine)
 @relay_option
 @json_option
 @handle_errors
@@ -122,7 +123,7 @@ def machines_approve(code: str, name: str | None, yes: bool, relay_url: str | No
 
 
 @machines.command("revoke")
-@click.argument("machine")
+@click.argument("machine", shell_complete=complete_machine)
 @relay_option
 @json_option
 @handle_errors

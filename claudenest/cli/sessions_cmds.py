@@ -15,6 +15,8 @@ import click
 
 from claudenest.cli.attach import DEFAULT_DETACH_KEY, OutputFollower, attach
 from claudenest.cli.common import (
+    complete_machine,
+    complete_session,
     err,
     handle_errors,
     json_option,
@@ -79,7 +81,9 @@ def sessions() -> None:
 
 
 @sessions.command("new")
-@click.option("--machine", help="Machine name or id (default: the only online machine).")
+@click.option(
+    "--machine", help="Machine name or id (default: the only online machine).", shell_complete=complete_machine
+)
 @click.option("--cwd", help="Working directory on the machine (default: the project's path, else ~).")
 @click.option(
     "--project",
@@ -193,7 +197,7 @@ def _wait_for_end(session_id: str, relay_url: str | None, as_json: bool) -> None
 
 
 @sessions.command("list")
-@click.option("--machine", help="Only this machine (name or id).")
+@click.option("--machine", help="Only this machine (name or id).", shell_complete=complete_machine)
 @click.option(
     "--status",
     type=click.Choice(["starting", "running", "idle", "waiting_permission", "error", "exited"]),
@@ -225,7 +229,7 @@ def sessions_list(machine: str | None, status: str | None, limit: int, relay_url
 
 
 @sessions.command("show")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @relay_option
 @json_option
 @handle_errors
@@ -281,7 +285,7 @@ def _parse_key(text: str) -> bytes:
 
 
 @sessions.command("attach")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @click.option("--read-only", is_flag=True, help="Watch without typing or resizing.")
 @click.option("--detach-key", default="ctrl-]", show_default=True, help="Key that detaches (ctrl-X form).")
 @relay_option
@@ -294,7 +298,7 @@ def sessions_attach(session: str, read_only: bool, detach_key: str, relay_url: s
 
 
 @sessions.command("send")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @click.argument("text", required=False)
 @click.option("--file", "from_file", type=click.File("rb"), help="Type the contents of this file ('-': stdin).")
 @click.option("--no-enter", is_flag=True, help="Do not press Enter after the text.")
@@ -327,7 +331,7 @@ def sessions_send(
 
 
 @sessions.command("logs")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the session ends.")
 @click.option("--from", "from_offset", type=click.IntRange(0), default=0, help="Start at this byte offset.")
 @relay_option
@@ -365,7 +369,7 @@ def sessions_logs(session: str, follow: bool, from_offset: int, relay_url: str |
 
 
 @sessions.command("rm")
-@click.argument("session_refs", metavar="SESSION...", nargs=-1, required=True)
+@click.argument("session_refs", metavar="SESSION...", nargs=-1, required=True, shell_complete=complete_session)
 @relay_option
 @json_option
 @handle_errors
@@ -437,7 +441,7 @@ def _answer_permission(session: str, behavior: str, message: str | None, relay_u
 
 
 @sessions.command("approve")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @relay_option
 @json_option
 @handle_errors
@@ -447,7 +451,7 @@ def sessions_approve(session: str, relay_url: str | None, as_json: bool) -> None
 
 
 @sessions.command("deny")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @click.option("--message", help="Tell Claude why (it sees this).")
 @relay_option
 @json_option
@@ -458,7 +462,7 @@ def sessions_deny(session: str, message: str | None, relay_url: str | None, as_j
 
 
 @sessions.command("kill")
-@click.argument("session")
+@click.argument("session", shell_complete=complete_session)
 @relay_option
 @json_option
 @handle_errors

@@ -314,3 +314,30 @@ def test_sessions_rm_and_prune_remove_only_ended_sessions(stack: Stack) -> None:
     assert bad.returncode == 2
     assert "like 30m, 12h or 7d" in bad.stderr
     stack.user.cli("sessions", "kill", live)
+
+
+def test_shell_completion_offers_commands_session_ids_and_machine_names(stack: Stack) -> None:
+    import subprocess
+    import sys
+
+    from tests.e2e.harness import role_env
+
+    sid = json.loads(stack.user.cli("sessions", "new", "--command", "sleep 30", "--json").stdout)["session"]["id"]
+
+    def complete(words: str) -> list[str]:
+        env = role_env(stack.user.home, _CLAUDENEST_COMPLETE="bash_complete", COMP_WORDS=words)
+        env["COMP_CWORD"] = str(len(words.split(" ")) - 1)
+        done = subprocess.run(
+            [sys.executable, "-c", "from claudenest.cli.main import cli; cli(prog_name='claudenest')"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines() if "," in line]
+
+    assert "sessions" in complete("claudenest ses")
+    assert sid in complete(f"claudenest sessions attach {sid[:6]}")
+    assert complete("claudenest sessions new --machine lap") == ["laptop"]
+    assert complete("claudenest sessions attach zzzz-no-such") == []
+    stack.user.cli("sessions", "kill", sid)
