@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -62,6 +63,14 @@ def projects_create(
     name: str, project_path: str, token_budget: int | None, relay_url: str | None, as_json: bool, **texts: Any
 ) -> None:
     """Create a project and print its id."""
+    if not Path(project_path).expanduser().is_dir():
+        # Only a note: the project may live on another machine than this CLI, where the sessions will run.
+        err.print(
+            f"note: {project_path} is not a directory on this machine; sessions of the project start there on "
+            "the machine that runs them, so create it there (or pass another --path)",
+            highlight=False,
+            markup=False,
+        )
     project = run(
         with_client(relay_url, lambda api: api.create_project(name, project_path, token_budget=token_budget, **texts))
     )

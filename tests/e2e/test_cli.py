@@ -341,3 +341,11 @@ def test_shell_completion_offers_commands_session_ids_and_machine_names(stack: S
     assert complete("claudenest sessions new --machine lap") == ["laptop"]
     assert complete("claudenest sessions attach zzzz-no-such") == []
     stack.user.cli("sessions", "kill", sid)
+
+
+def test_projects_create_notes_a_path_that_is_not_here(stack: Stack, tmp_path: Path) -> None:
+    missing = stack.user.cli("projects", "create", "far-away", "--path", str(tmp_path / "nowhere"))
+    assert "is not a directory on this machine" in missing.stderr
+    assert missing.stdout.strip()  # still created: the path may be on another machine
+    here = stack.user.cli("projects", "create", "right-here", "--path", str(tmp_path))
+    assert here.stderr == ""
