@@ -36,7 +36,10 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it is open,
+# which would break every async test and asyncio.run() of the modules after the browser tests. Each test module
+# that imports these fixtures gets its own browser, closed when the module ends.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         if REQUIRE_BROWSER:
