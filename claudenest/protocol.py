@@ -227,6 +227,14 @@ class Watch(Message):
 
 
 @dataclass(frozen=True)
+class Watching(Message):
+    """Relay -> viewer: the ``watch`` is in place; every status change from here on is sent. A list read after
+    this cannot miss an event that the socket will not bring."""
+
+    type: ClassVar[str] = "watching"
+
+
+@dataclass(frozen=True)
 class Flow(Message):
     """Viewer -> relay: stop (``paused``) or restart sending to this socket. A browser pauses while its terminal
     has more output waiting to be drawn than it wants to hold; the relay's viewer backpressure applies meanwhile."""
@@ -338,6 +346,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         SessionExited,
         Gap,
         Flow,
+        Watching,
         Attach,
         Watch,
         Detach,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from claudenest.client import RelayClient
-from claudenest.protocol import SessionStatus, Watch, decode_message, encode_message
+from claudenest.protocol import SessionStatus, Watch, Watching, decode_message, encode_message
 from tests.e2e.harness import Agent, Relay, User, add_user, cli, pair_agent, timeout, wait_until
 
 FAKE_CLAUDE = Path(__file__).parents[1] / "fakes" / "claude"
@@ -121,7 +121,8 @@ def test_hooks_drive_the_session_status_live(claude: ClaudeStack) -> None:
         async with RelayClient(claude.relay.url, claude.user.token) as api:
             ws = await api.connect_viewer()
             await ws.send(encode_message(Watch()))
-            await asyncio.sleep(0.3)
+            # The relay acknowledges the watch: from here on no status change can be missed (no sleep that hopes).
+            assert isinstance(decode_message(await asyncio.wait_for(ws.recv(), timeout(10))), Watching)
             await api.send_input(sid, b"hello there\n")
             seen: list[SessionStatus] = []
             while not any(s.event == "Stop" for s in seen):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from claudenest.client import RelayClient
-from claudenest.protocol import SessionStatus, Watch, decode_message, encode_message
+from claudenest.protocol import SessionStatus, Watch, Watching, decode_message, encode_message
 from tests.e2e.harness import Agent, Relay, User, add_user, pair_agent, timeout, wait_until
 
 REPO = Path(__file__).parents[2]
@@ -83,7 +83,8 @@ def test_headless_not_logged_in_is_surfaced_and_hooks_reach_the_agent(real: tupl
         async with RelayClient(relay.url, user.token) as api:
             ws = await api.connect_viewer()
             await ws.send(encode_message(Watch()))
-            await asyncio.sleep(0.3)
+            # The relay acknowledges the watch: from here on no status change can be missed (no sleep that hopes).
+            assert isinstance(decode_message(await asyncio.wait_for(ws.recv(), timeout(10))), Watching)
             session = await api.create_session(
                 machine_id=agent.machine_id, cwd=str(project), mode="headless", prompt="say hi"
             )

@@ -27,6 +27,7 @@ from claudenest.protocol import (
     Message,
     Resize,
     Watch,
+    Watching,
     Welcome,
     decode_frame,
     decode_message,
@@ -207,6 +208,7 @@ async def _viewer_input(hub: Hub, viewer: Viewer, data: str | bytes) -> None:
         hub.detach(viewer, message.session_id)
     elif isinstance(message, Watch):
         hub.watch(viewer)
+        viewer.outbox.put(Watching())
     elif isinstance(message, Flow):
         if message.paused:
             viewer.outbox.pause()

@@ -90,6 +90,7 @@ export type ServerMessage =
       permission: PermissionRequest | null;
     }
   | { type: "resize"; session_id: string; cols: number; rows: number }
+  | { type: "watching" }
   | { type: "error"; code: string; message: string; session_id: string | null };
 
 export type ClientMessage =
@@ -100,7 +101,7 @@ export type ClientMessage =
   | { type: "resize"; session_id: string; cols: number; rows: number }
   | { type: "flow"; paused: boolean };
 
-const KNOWN = new Set(["welcome", "attached", "gap", "session_status", "resize", "error"]);
+const KNOWN = new Set(["welcome", "attached", "gap", "session_status", "resize", "watching", "error"]);
 
 export function decodeMessage(text: string): ServerMessage {
   let value: unknown;

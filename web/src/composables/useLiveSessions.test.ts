@@ -15,8 +15,10 @@ class FakeSocket implements LiveSocket {
     if (this.fail) throw new Error("relay down");
     this.open = true;
   }
+  acknowledge = true; // a relay that answers watch with watching
   send(message: { type: "watch" }): void {
     this.sent.push(message);
+    if (this.acknowledge) queueMicrotask(() => this.handlers.message?.({ type: "watching" }));
   }
   close(): void {
     this.open = false;
@@ -67,6 +69,35 @@ describe("LiveSessions", () => {
     expect(sockets[0]!.open).toBe(true); // still one user
     sessions.release();
     expect(sockets[0]!.open).toBe(false);
+  });
+
+  it("reads the list only once the relay says the watch is in place", async () => {
+    const sessions = live();
+    sessions.acquire();
+    await vi.waitFor(() => expect(sockets).toHaveLength(1));
+    await vi.waitFor(() => expect(store.refresh).toHaveBeenCalledTimes(1));
+    expect(sockets[0]!.sent).toEqual([{ type: "watch" }]);
+    sessions.release();
+  });
+
+  it("reads the list after a while from a relay that does not acknowledge watch", async () => {
+    const sessions = new LiveSessions(
+      store,
+      (handlers) => {
+        const socket = new FakeSocket(handlers);
+        socket.acknowledge = false;
+        sockets.push(socket);
+        return socket;
+      },
+      target as unknown as Window,
+    );
+    sessions.acquire();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(store.refresh).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(store.refresh).toHaveBeenCalledTimes(1);
+    expect(sessions.state.value).toBe("live");
+    sessions.release();
   });
 
   it("hands session_status events to the store and ignores others", async () => {

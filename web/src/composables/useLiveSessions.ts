@@ -20,7 +20,8 @@ type SocketFactory = (handlers: SocketHandlers) => LiveSocket;
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
-const WATCH_SETTLE_MS = 1_500;
+// How long to wait for the relay's `watching` before reading the list anyway (a relay older than the message).
+const WATCH_ACK_TIMEOUT_MS = 5_000;
 const LIST_REFRESH_MS = 60_000; // totals and last messages are not in the events; never faster than every 10 s
 
 export class LiveSessions {
@@ -31,7 +32,6 @@ export class LiveSessions {
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
-  private settleTimer: ReturnType<typeof setTimeout> | null = null;
   private connecting = false;
   private lastRefresh = 0;
 
@@ -57,8 +57,7 @@ export class LiveSessions {
     document.removeEventListener("visibilitychange", this.onVisibility);
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.settleTimer) clearTimeout(this.settleTimer);
-    this.refreshTimer = this.retryTimer = this.settleTimer = null;
+    this.refreshTimer = this.retryTimer = null;
     const socket = this.socket;
     this.socket = null;
     socket?.close();
@@ -95,9 +94,14 @@ export class LiveSessions {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.connecting = true;
+    let acknowledged: () => void = () => undefined;
+    const watching = new Promise<void>((resolve) => {
+      acknowledged = resolve;
+    });
     const socket = this.makeSocket({
       message: (message) => {
         if (message.type === "session_status") this.store.applyStatus(message);
+        else if (message.type === "watching") acknowledged();
       },
       close: () => {
         if (this.socket === socket) this.lost();
@@ -108,17 +112,14 @@ export class LiveSessions {
       await socket.connect();
       if (this.socket !== socket) return; // released meanwhile
       socket.send({ type: "watch" });
+      // Read the list only once the relay says the watch is in place: from then on every change comes over the
+      // socket, so the list and the events together miss nothing (read earlier, an event could fall between).
+      await Promise.race([watching, new Promise<void>((resolve) => setTimeout(resolve, WATCH_ACK_TIMEOUT_MS))]);
+      if (this.socket !== socket) return; // released or replaced meanwhile
       this.attempt = 0;
       this.state.value = "live";
       this.lastError.value = null;
-      await this.refresh(); // after watch: whatever changed while we were away
-      // The relay does not acknowledge `watch`: an event published after that list was read but before the relay
-      // registered the watch would be missed. One more read once the watch is surely in place closes the gap.
-      if (this.settleTimer) clearTimeout(this.settleTimer);
-      this.settleTimer = setTimeout(() => {
-        this.settleTimer = null;
-        if (this.socket === socket) void this.refresh();
-      }, WATCH_SETTLE_MS);
+      await this.refresh(); // whatever changed while we were away
     } catch (e) {
       this.lastError.value = e instanceof Error ? e.message : String(e);
       if (this.socket === socket) this.lost();
