@@ -27,6 +27,26 @@ SOURCES = (
 )
 
 
+MIN_NODE = (20, 19)
+NODE_NEEDED = "20.19+"
+
+
+def node_version() -> tuple[int, int] | None:
+    """The major and minor version of `node` on the PATH, or None when it cannot be asked."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    try:
+        text = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = text.strip().lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
 def newest_mtime(paths: list[Path]) -> float:
     newest = 0.0
     for path in paths:
@@ -53,8 +73,15 @@ class DashboardBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         npm = shutil.which("npm")
         if npm is None:
             raise RuntimeError(
-                "building the ClaudeNest dashboard needs Node.js 18+ with npm on the PATH (https://nodejs.org); "
-                "install it and retry, or set CLAUDENEST_SKIP_WEB_BUILD=1 to install without the dashboard"
+                f"building the ClaudeNest dashboard needs Node.js {NODE_NEEDED} with npm on the PATH "
+                "(https://nodejs.org); install it and retry, or set CLAUDENEST_SKIP_WEB_BUILD=1 to install without "
+                "the dashboard"
+            )
+        found = node_version()
+        if found is not None and found < MIN_NODE:
+            raise RuntimeError(
+                f"building the ClaudeNest dashboard needs Node.js {NODE_NEEDED} (Vite 8's minimum); this is "
+                f"{'.'.join(map(str, found))}: upgrade Node.js, or set CLAUDENEST_SKIP_WEB_BUILD=1"
             )
         lock = web / "node_modules" / ".package-lock.json"
         if not lock.is_file() or lock.stat().st_mtime < (web / "package-lock.json").stat().st_mtime:

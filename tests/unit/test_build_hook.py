@@ -56,7 +56,7 @@ def test_without_npm_the_build_names_nodejs(tmp_path: Path, monkeypatch: pytest.
     hook, _ = hook_for(checkout(tmp_path, built=False))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.delenv("CLAUDENEST_SKIP_WEB_BUILD", raising=False)
-    with pytest.raises(RuntimeError, match=r"Node\.js 18\+ with npm"):
+    with pytest.raises(RuntimeError, match=r"Node\.js 20\.19\+ with npm"):
         hook.initialize("standard", {})
 
 
