@@ -20,9 +20,9 @@ Playwright with the flags of tests/e2e/browser.py, one browser context per tool,
    round in a fresh tab (only one terminal tab open at a time), 20 unmeasured keys first, a random 0-33 ms pause
    after each echo (so keys land at every phase of the 60 Hz frame). An init script also notes the first WebSocket
    send after the keydown and the last message before t1: the medians split each key into page -> server -> page ->
-   rows. Two more rows explain the cursor: the dashboard blinks xterm's cursor (cursorBlink: true, a CSS animation
-   that keeps Chromium drawing frames) and wetty does not, so ``claudenest-noblink`` is the dashboard with CSS
-   animations off and ``wetty-blink`` is wetty with cursorBlink on (``--no-variants`` skips them);
+   rows. One more row explains the cursor: ``wetty-blink`` is wetty with cursorBlink on (a CSS animation that keeps
+   Chromium drawing frames, and each echo then waits for the next one); the dashboard's cursor is steady since this
+   benchmark found that (``--no-variants`` skips the row);
 3. flood: ``head -c N /dev/zero | tr '\\0' Z | fold -w 100; echo END-$((6*7))-MARK`` typed into bash in a fresh
    tab (fold writes each 100-byte line on its own: many small writes); the time from the Enter keydown until
    ``END-42-MARK`` is in the rows (the same MutationObserver), the largest gap between ticks of a 50 ms setInterval
@@ -82,11 +82,11 @@ KEYS = "abcdefghijklmnopqrstuvwxyz0123456789"
 SUFFIX = 8
 MARKER_CMD = "END-$((6*7))-MARK"
 MARKER = "END-42-MARK"
-VARIANTS = ("claudenest-noblink", "wetty-blink")  # keys only: the cursor-blink explanation
+VARIANTS = ("wetty-blink",)  # keys only: the cursor-blink explanation
 
 
 class BenchError(Exception):
-    pass
+    """The benchmark cannot go on (a tool did not start, a page did not load): said in one line, then cleaned up."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -617,9 +617,6 @@ def flood(tool: Tool, megabytes: float, seconds: float) -> dict[str, Any]:
 # Run
 
 
-NO_ANIMATION = "*, *::before, *::after { animation: none !important; }"
-
-
 def new_context(browser: Any, timeout_s: float, *, webgl: bool = False, storage: Any = None) -> Any:
     context = browser.new_context(viewport=VIEWPORT, storage_state=storage)
     context.set_default_timeout(timeout_s * 1000)
@@ -630,7 +627,7 @@ def new_context(browser: Any, timeout_s: float, *, webgl: bool = False, storage:
 
 
 def claudenest_tools(browser: Any, cn: ClaudeNest, timeout_s: float) -> tuple[list[Tool], dict[str, Any]]:
-    """The dashboard as shipped, and (for the keys) the same with CSS animations off (xterm's cursor blink)."""
+    """The dashboard as shipped (its first load measured on the way)."""
     context = new_context(browser, timeout_s)
     signed = context.request.post(
         f"{cn.url}/api/auth/login-link", data={"code": cn.login_code}, headers={"Origin": cn.url}
@@ -644,8 +641,6 @@ def claudenest_tools(browser: Any, cn: ClaudeNest, timeout_s: float) -> tuple[li
     if not machines:
         raise BenchError("claudenest up registered no machine")
     machine_id = machines[0]["id"]
-    # Its own context (its own renderer process) with the same cookie, like the two wetty variants.
-    quiet_context = new_context(browser, timeout_s, storage=context.storage_state())
 
     def opener(ctx: Any) -> Any:
         def open_terminal() -> Any:
@@ -666,12 +661,7 @@ def claudenest_tools(browser: Any, cn: ClaudeNest, timeout_s: float) -> tuple[li
 
         return open_terminal
 
-    def no_animation(page: Any) -> None:
-        page.add_style_tag(content=NO_ANIMATION)
-
-    shipped = Tool("claudenest", context, "rows", opener(context))
-    quiet = Tool("claudenest-noblink", quiet_context, "rows", opener(quiet_context), setup=no_animation)
-    return [shipped, quiet], load
+    return [Tool("claudenest", context, "rows", opener(context))], load
 
 
 def wetty_tools(browser: Any, url: str, timeout_s: float, webgl: bool) -> list[Tool]:
@@ -920,9 +910,7 @@ def main() -> int:
     parser.add_argument("--flood-mb", type=float, default=50, help="megabytes (10^6) of output (default 50; 0 skips)")
     parser.add_argument("--flood-rounds", type=int, default=2, help="floods per tool, order alternating (default 2)")
     parser.add_argument("--wetty-webgl", action="store_true", help="also wetty as shipped (WebGL), on its buffer")
-    parser.add_argument(
-        "--no-variants", action="store_true", help="skip claudenest-noblink and wetty-blink in the keys test"
-    )
+    parser.add_argument("--no-variants", action="store_true", help="skip wetty-blink in the keys test")
     parser.add_argument(
         "--headed", action="store_true", help="a windowed Chromium (frames paced like a display): under xvfb-run -a"
     )
