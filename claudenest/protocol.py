@@ -215,7 +215,9 @@ class Gap(Message):
 class Attach(Message):
     type: ClassVar[str] = "attach"
     session_id: str
-    from_offset: int | None = None  # None: a bounded tail of what exists, then live
+    # None: the current screen (a replay from a point that redraws it, docs/protocol.md "Attaching"), then live.
+    # A number: every byte from there that retention still keeps, at the viewer's own pace, then live.
+    from_offset: int | None = None
     read_only: bool = False
 
 
@@ -259,6 +261,10 @@ class Attached(Message):
     cols: int
     rows: int
     read_only: bool
+    # Terminal modes in force before ``from_offset`` (alternate screen, hidden cursor, bracketed paste, mouse,
+    # application cursor keys) as escape sequences: a viewer writes them to its terminal before the first output,
+    # so a replay that starts after the program switched a mode on draws as the live terminal did.
+    prelude: str = ""
 
 
 @dataclass(frozen=True)
