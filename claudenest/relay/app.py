@@ -96,7 +96,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         hub.start()
         await notifier.start()
-        hub.notifier = notifier
+        hub.sessions.notifier = notifier
         sweeper.start()
         context_service.start()
         try:

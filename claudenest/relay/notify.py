@@ -40,6 +40,7 @@ import httpx
 from claudenest import __version__
 from claudenest.clock import now_iso
 from claudenest.errors import ConfigError
+from claudenest.protocol import SessionState
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,41 @@ class Notification:
         # Literal types are not checked at run time, and a typo here would silently match no target.
         if self.kind not in EVENT_KINDS:
             raise ValueError(f"unknown notification kind {self.kind!r}")
+
+
+# Which Claude Code events are worth a push notification (the policy; the Notifier decides whom and whether).
+NOTIFY_ON: dict[str, EventKind] = {
+    "PermissionRequest": "waiting_permission",
+    "Stop": "turn_finished",
+    "StopFailure": "failed",
+}
+NOTIFY_TITLES: dict[EventKind, str] = {
+    "waiting_permission": "Claude is waiting for your permission",
+    "turn_finished": "Claude finished its turn",
+    "failed": "Claude stopped with an error",
+}
+
+
+def notification_kind(event: str, status: str) -> EventKind | None:
+    """The notification a Claude Code event calls for, if any (a headless result that failed counts as failed)."""
+    if event == "Result" and status == "error":
+        return "failed"
+    return NOTIFY_ON.get(event)
+
+
+def notification_for(
+    kind: EventKind, state: SessionState, session_id: str, user_id: str, machine_name: str
+) -> Notification:
+    request_id = (state.permission or {}).get("request_id", now_iso())
+    return Notification(
+        kind=kind,
+        session_id=session_id,
+        title=f"{machine_name}: {NOTIFY_TITLES[kind]}",
+        message=(state.detail or "")[:2000],
+        machine_name=machine_name,
+        user_id=user_id,
+        dedupe_key=f"{session_id}:{kind}:{request_id}",
+    )
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,3 +68,50 @@ class SessionStream:
     def take_pending(self) -> list[tuple[int, bytes]]:
         taken, self.pending, self.pending_bytes = self.pending, [], 0
         return taken
+
+
+class Streams:
+    """The streams of sessions active in this relay, loaded from their session rows on first use."""
+
+    def __init__(self, load: Callable[[str], Awaitable[dict[str, Any]]], ring_limit: int) -> None:
+        self._load = load  # the session row by id; raises NotFound
+        self._ring_limit = ring_limit
+        self._streams: dict[str, SessionStream] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def __iter__(self) -> Iterator[SessionStream]:
+        return iter(list(self._streams.values()))
+
+    def get(self, session_id: str) -> SessionStream | None:
+        return self._streams.get(session_id)
+
+    async def open(self, session_id: str) -> SessionStream:
+        found = self._streams.get(session_id)
+        if found is not None:
+            return found
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            found = self._streams.get(session_id)
+            if found is None:
+                session = await self._load(session_id)
+                found = SessionStream(
+                    session_id=session_id,
+                    machine_id=session["machine_id"],
+                    user_id=session["user_id"],
+                    end=session["output_bytes"],
+                    persisted=session["output_bytes"],
+                    ring_limit=self._ring_limit,
+                    status=session["status"],
+                    cols=session["cols"],
+                    rows=session["rows"],
+                    ended=session["ended"],
+                )
+                self._streams[session_id] = found
+        self._locks.pop(session_id, None)
+        return found
+
+    def drop(self, session_id: str) -> SessionStream | None:
+        return self._streams.pop(session_id, None)

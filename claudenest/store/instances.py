@@ -196,6 +196,14 @@ class InstanceQueries:
 
         return await self._store.activity.transact(decide)
 
+    async def end_for_session(self, session_id: str, actor: Actor) -> None:
+        """A project session ended: its instance's token dies, its locks go, its claimed tasks return to pending."""
+        rows = await self._store.fetchall(
+            "SELECT project_id, id FROM claude_instances WHERE session_id = ? AND status != 'ended'", (session_id,)
+        )
+        for project_id, instance_id in rows:
+            await self.end(project_id, instance_id, actor)
+
     async def end(self, project_id: str, instance_id: str, actor: Actor) -> dict[str, Any]:
         """End the instance: its token stops working, its locks are dropped, its tasks go back to pending.
         Ending an ended instance changes nothing."""

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -322,11 +323,11 @@ async def test_the_agents_frame_is_forwarded_as_is(peer_box: tuple[Peer, Outbox]
 
 def hub_with_viewer(*, queue_bytes: int = 1 << 20, replay: int = 1024) -> tuple[Hub, SessionStream, Peer, Outbox]:
     settings = RelaySettings(viewer_queue_bytes=queue_bytes, ring_bytes=1024, replay_limit_bytes=replay)
-    hub = Hub(store=None, settings=settings)  # type: ignore[arg-type]  # these paths never touch the store
+    hub = Hub(store=SimpleNamespace(sessions=SimpleNamespace(get=None)), settings=settings)  # type: ignore[arg-type]
     s = SessionStream(session_id=S1, machine_id="m", user_id="u", end=0, persisted=0, ring_limit=1024)
-    hub.streams[S1] = s
+    hub.streams._streams[S1] = s
     peer = Peer()
-    box = Outbox("viewer", peer.send_text, peer.send_bytes, low_water=hub.viewer_low_water())
+    box = Outbox("viewer", peer.send_text, peer.send_bytes, low_water=hub.fanout.viewer_low_water())
     viewer = Viewer(user_id="u", outbox=box)
     viewer.sessions.add(S1)
     s.attachments[id(viewer)] = Attachment(viewer=viewer, read_only=False, next_offset=0)
@@ -347,7 +348,7 @@ async def test_hub_forwards_the_agents_frame_unless_it_trims() -> None:
         await peer.until(2)
         assert peer.raw[-1] == p.encode_frame(out(S1, 3, b"def"))
         assert peer.sent == [out(S1, 0, b"abc"), out(S1, 3, b"def")]
-        assert hub.unpersisted() == 6 == s.pending_bytes
+        assert hub.output.unpersisted_bytes == 6 == s.pending_bytes
     finally:
         await box.stop()
 
@@ -366,18 +367,18 @@ async def test_hub_running_unpersisted_total_follows_flushes() -> None:
         sessions = Sessions()
 
     hub, s, _, _ = hub_with_viewer()
-    hub.store = Store()  # type: ignore[assignment]
+    hub.output.store = Store()  # type: ignore[assignment]
     s.attachments.clear()
     hub._ingest(s, 0, b"abcd")
     hub._ingest(s, 2, b"cdef")
-    assert hub.unpersisted() == 6
+    assert hub.output.unpersisted_bytes == 6
     Store.sessions.fail = True
     with pytest.raises(OSError, match="disk full"):
-        await hub.flush()
-    assert hub.unpersisted() == 6 == s.pending_bytes
+        await hub.output.flush()
+    assert hub.output.unpersisted_bytes == 6 == s.pending_bytes
     Store.sessions.fail = False
-    await hub.flush()
-    assert hub.unpersisted() == 0 == s.pending_bytes
+    await hub.output.flush()
+    assert hub.output.unpersisted_bytes == 0 == s.pending_bytes
     assert Store.sessions.batches == [[(S1, 0, b"abcd"), (S1, 4, b"ef")]]
 
 
@@ -387,7 +388,7 @@ async def test_hub_running_unpersisted_total_follows_flushes() -> None:
 async def behind_viewer(grace: float) -> tuple[Hub, SessionStream, Peer, Outbox, bytes]:
     """A viewer whose writer is stuck sending the first 500 bytes while 3500 more wait in its queue."""
     hub, s, peer, box = hub_with_viewer(queue_bytes=4096)
-    hub.viewer_grace = grace
+    hub.fanout.viewer_grace = grace
     peer.gate = asyncio.Event()
     box.start()
     data = bytes(range(256)) * 16
@@ -417,7 +418,7 @@ def received(peer: Peer) -> tuple[bytes, list[p.Gap]]:
 async def test_a_slow_viewer_within_the_grace_gets_every_byte() -> None:
     hub, s, peer, box, data = await behind_viewer(grace=5)
     try:
-        waiting = asyncio.create_task(hub.viewer_backpressure(S1))
+        waiting = asyncio.create_task(hub.fanout.backpressure(s))
         await asyncio.sleep(0.1)
         assert not waiting.done()  # the relay is not reading the agent while the viewer is behind
         assert peer.gate is not None
@@ -435,13 +436,13 @@ async def test_a_stalled_viewer_past_the_grace_gets_one_gap_and_the_wait_ends() 
     hub, s, peer, box, data = await behind_viewer(grace=0.2)
     try:
         started = asyncio.get_running_loop().time()
-        await asyncio.wait_for(hub.viewer_backpressure(S1), 2)
+        await asyncio.wait_for(hub.fanout.backpressure(s), 2)
         assert 0.2 <= asyncio.get_running_loop().time() - started < 1
         assert [type(i) for i in box.items] == [p.Gap, Output]  # cut over: a gap and the ring's tail
         # Still stalled: no new grace for it; more output overflows its queue as before, folded into the same gap.
         for offset in range(4000, 12000, 500):
             hub._ingest(s, offset, bytes(500))
-            await asyncio.wait_for(hub.viewer_backpressure(S1), 0.05)
+            await asyncio.wait_for(hub.fanout.backpressure(s), 0.05)
         assert peer.gate is not None
         peer.gate.set()
         await peer.until(3)
@@ -458,7 +459,7 @@ async def test_a_stalled_viewer_past_the_grace_gets_one_gap_and_the_wait_ends() 
 async def test_a_viewer_that_caught_up_after_a_cut_over_gets_its_grace_again() -> None:
     hub, s, peer, box, _ = await behind_viewer(grace=0.1)
     try:
-        await hub.viewer_backpressure(S1)
+        await hub.fanout.backpressure(s)
         viewer = next(iter(s.attachments.values())).viewer
         assert viewer.lagging_since is not None
         assert peer.gate is not None
@@ -470,7 +471,7 @@ async def test_a_viewer_that_caught_up_after_a_cut_over_gets_its_grace_again() -
         await parked(box)
         for _ in range(6):
             hub._ingest(s, s.end, bytes(500))
-        waiting = asyncio.create_task(hub.viewer_backpressure(S1))
+        waiting = asyncio.create_task(hub.fanout.backpressure(s))
         await asyncio.sleep(0.05)
         assert not waiting.done()
         assert viewer.lagging_since is None
@@ -485,11 +486,11 @@ async def test_a_viewer_that_leaves_ends_the_wait(how: str) -> None:
     hub, s, _, box, _ = await behind_viewer(grace=5)
     viewer = next(iter(s.attachments.values())).viewer
     try:
-        waiting = asyncio.create_task(hub.viewer_backpressure(S1))
+        waiting = asyncio.create_task(hub.fanout.backpressure(s))
         await asyncio.sleep(0.05)
         assert not waiting.done()
         if how == "detach":
-            hub.detach(viewer, S1)
+            hub.sessions.detach(viewer, S1)
         else:
             await box.stop()
         await asyncio.wait_for(waiting, 0.5)

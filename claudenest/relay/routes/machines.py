@@ -55,7 +55,5 @@ async def rename_machine(
 async def revoke_machine(machine_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
     """Revoke the machine's token; a connected agent is disconnected and told why."""
     machine = await store.machines.revoke(machine_id, user["id"])
-    agent = hub.agents.get(machine_id)
-    if agent is not None:
-        await agent.close(4001, "this machine's token was revoked")
+    await hub.disconnect_machine(machine_id, 4001, "this machine's token was revoked")
     return {"machine": machine_view(machine, hub, {})}

@@ -15,22 +15,21 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 async def healthz(hub: HubDep) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "agents_online": len(hub.agents)}
+    return {"status": "ok", "version": __version__, "agents_online": hub.metrics()["agents_online"]}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(hub: HubDep, request: Request) -> str:
-    viewers = sum(len(s.attachments) for s in hub.streams.values())
-    pending = sum(s.pending_bytes for s in hub.streams.values())
+    live = hub.metrics()
     lines = [
         "# TYPE claudenest_agents_online gauge",
-        f"claudenest_agents_online {len(hub.agents)}",
+        f"claudenest_agents_online {live['agents_online']}",
         "# TYPE claudenest_streams gauge",
-        f"claudenest_streams {len(hub.streams)}",
+        f"claudenest_streams {live['streams']}",
         "# TYPE claudenest_viewers gauge",
-        f"claudenest_viewers {viewers}",
+        f"claudenest_viewers {live['viewers']}",
         "# TYPE claudenest_unpersisted_bytes gauge",
-        f"claudenest_unpersisted_bytes {pending}",
+        f"claudenest_unpersisted_bytes {live['unpersisted_bytes']}",
         "# TYPE claudenest_notifications_total counter",
     ]
     counters = request.app.state.notifier.counters

@@ -101,7 +101,7 @@ async def create_session(
             raise Conflict("project sessions run Claude Code; leave out command")
         project = await project_spawn_info(request, store, user, session, body.project_id)
     # The agent answers started or error within moments; past SPAWN_WAIT the session is returned as 'starting'.
-    await hub.spawn(session, SPAWN_WAIT, project=project)
+    await hub.sessions.spawn(session, SPAWN_WAIT, project=project)
     return {"session": await store.sessions.get(session["id"])}
 
 
@@ -177,7 +177,7 @@ async def get_session(session_id: str, user: UserDep, store: StoreDep) -> dict[s
 async def delete_session(session_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> Response:
     """Remove an ended session and its output log; a live one is 409 (end it first)."""
     await store.sessions.get(session_id, user["id"])  # yours, or 404
-    if hub.still_saving(session_id):
+    if hub.sessions.still_saving(session_id):
         raise Conflict(f"session {session_id} is still saving its last output; try again in a moment")
     await store.sessions.delete(session_id, user["id"])
     return Response(status_code=204)
@@ -194,14 +194,14 @@ async def send_input(
         raise RequestValidationError(
             [{"loc": ("body", "data_base64"), "msg": str(exc), "type": "value_error"}]
         ) from None
-    await hub.send_input(session_id, data)
+    await hub.sessions.send_input(session_id, data)
     return {"sent": len(data)}
 
 
 @router.post("/api/sessions/{session_id}/resize", status_code=202)
 async def resize(session_id: str, body: SessionResize, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
     await store.sessions.get(session_id, user["id"])
-    await hub.resize(session_id, body.cols, body.rows)
+    await hub.sessions.resize(session_id, body.cols, body.rows)
     return {"cols": body.cols, "rows": body.rows}
 
 
@@ -209,7 +209,7 @@ async def resize(session_id: str, body: SessionResize, user: UserDep, store: Sto
 async def terminate(session_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
     """Ask the agent to end the session (SIGHUP, then SIGTERM, then SIGKILL to its process group)."""
     await store.sessions.get(session_id, user["id"])
-    await hub.kill(session_id)
+    await hub.sessions.kill(session_id)
     return {"session": await store.sessions.get(session_id)}
 
 
@@ -217,7 +217,7 @@ async def terminate(session_id: str, user: UserDep, store: StoreDep, hub: HubDep
 async def approve(session_id: str, user: UserDep, store: StoreDep, hub: HubDep) -> dict[str, Any]:
     """Allow the tool use Claude is asking permission for (answers the held PermissionRequest hook)."""
     await store.sessions.get(session_id, user["id"])
-    return {"answered": await hub.decide_permission(session_id, "allow", None), "behavior": "allow"}
+    return {"answered": await hub.sessions.decide_permission(session_id, "allow", None), "behavior": "allow"}
 
 
 @router.post("/api/sessions/{session_id}/deny", status_code=202)
@@ -226,7 +226,7 @@ async def deny(
 ) -> dict[str, Any]:
     """Deny the pending tool use; ``message`` tells Claude why."""
     await store.sessions.get(session_id, user["id"])
-    answered = await hub.decide_permission(session_id, "deny", body.message if body else None)
+    answered = await hub.sessions.decide_permission(session_id, "deny", body.message if body else None)
     return {"answered": answered, "behavior": "deny"}
 
 
@@ -247,9 +247,9 @@ async def read_logs(
     """Raw output bytes from ``from``. Headers: ``X-Offset`` (first byte returned, later than ``from`` where
     older output was dropped), ``X-End-Offset`` (all output so far) and ``X-Session-Status``."""
     session = await store.sessions.get(session_id, user["id"])
-    await hub.flush()  # what viewers have seen is readable here too
-    start, data = await store.sessions.read_output(session_id, from_offset, limit)
-    stream = hub.streams.get(session_id)
+    await hub.output.flush()  # what viewers have seen is readable here too
+    start, data = await hub.output.read(session_id, from_offset, limit)
+    stream = hub.live(session_id)
     end = stream.end if stream else session["output_bytes"]
     status = stream.status if stream else session["status"]
     ended = stream.ended if stream else session["ended"]

@@ -122,10 +122,9 @@ async def agent_socket(websocket: WebSocket) -> None:
                 if isinstance(data, bytes):
                     frame = decode_frame(data)
                     await hub.agent_frame(agent, frame, data)
-                    # Not reading while a viewer is far behind (bounded by a grace period) or the store is: TCP
-                    # then slows the agent, which stops reading the PTY, so bytes wait instead of being dropped.
-                    await hub.viewer_backpressure(frame.session_id)
-                    await hub.persistence_backpressure()
+                    # Not reading while the relay cannot take more: TCP then slows the agent, which stops reading
+                    # the PTY, so bytes wait instead of being dropped.
+                    await hub.after_frame(frame.session_id)
                 else:
                     await hub.agent_message(agent, decode_message(data))
             except (ProtocolError, NotFound, Conflict) as exc:
@@ -167,7 +166,10 @@ async def client_socket(websocket: WebSocket) -> None:
     viewer = Viewer(
         user_id=user["id"],
         outbox=Outbox(
-            f"viewer-{user['id'][:8]}", websocket.send_text, websocket.send_bytes, low_water=hub.viewer_low_water()
+            f"viewer-{user['id'][:8]}",
+            websocket.send_text,
+            websocket.send_bytes,
+            low_water=hub.fanout.viewer_low_water(),
         ),
     )
     viewer.outbox.start()
@@ -180,7 +182,7 @@ async def client_socket(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        hub.viewer_gone(viewer)
+        hub.sessions.viewer_gone(viewer)
         await viewer.outbox.stop()
 
 
@@ -199,15 +201,15 @@ async def _viewer_input(hub: Hub, viewer: Viewer, data: str | bytes) -> None:
             raise ProtocolError("viewers send only input frames")
         if hub.attachment(viewer, frame.session_id).read_only:
             raise Conflict("this viewer is attached read-only")
-        await hub.send_input(frame.session_id, frame.payload)
+        await hub.sessions.send_input(frame.session_id, frame.payload)
         return
     message = decode_message(data)
     if isinstance(message, Attach):
-        await hub.attach(viewer, message)
+        await hub.sessions.attach(viewer, message)
     elif isinstance(message, Detach):
-        hub.detach(viewer, message.session_id)
+        hub.sessions.detach(viewer, message.session_id)
     elif isinstance(message, Watch):
-        hub.watch(viewer)
+        hub.fanout.watch(viewer)
         viewer.outbox.put(Watching())
     elif isinstance(message, Flow):
         if message.paused:
@@ -217,6 +219,6 @@ async def _viewer_input(hub: Hub, viewer: Viewer, data: str | bytes) -> None:
     elif isinstance(message, Resize):
         if hub.attachment(viewer, message.session_id).read_only:
             raise Conflict("this viewer is attached read-only")
-        await hub.resize(message.session_id, message.cols, message.rows)
+        await hub.sessions.resize(message.session_id, message.cols, message.rows)
     else:
         raise ProtocolError(f"viewers do not send {message.type}")
