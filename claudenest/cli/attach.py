@@ -1,8 +1,9 @@
 """A live terminal attach over the viewer WebSocket, like ``tmux attach``.
 
 Raw mode on the local terminal; keys go in as input frames; SIGWINCH becomes a resize; output is written as
-bytes. The connection resumes from the last byte received after a drop, so a blip shows no gap and no repeat.
-The detach key (default Ctrl-]) leaves the session running.
+bytes, after the relay's prelude (the terminal modes in force where the replay starts). The connection resumes from
+the last byte received after a drop, so a blip shows no gap and no repeat. The detach key (default Ctrl-]) leaves
+the session running; on detach or exit the terminal is handed back in its usual modes (main screen, cursor shown).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from claudenest.cli.terminal_modes import TerminalModes
 from claudenest.client import RelayClient
 from claudenest.errors import ClaudenestError, NotFound, RelayUnreachable
 from claudenest.protocol import (
@@ -62,6 +64,7 @@ class OutputFollower:
         write: Callable[[bytes], None],
         on_gap: Callable[[int, int], None] | None = None,
         on_link: Callable[[str], None] | None = None,
+        on_prelude: Callable[[str], None] | None = None,
     ) -> None:
         self.api = api
         self.session_id = session_id
@@ -72,6 +75,9 @@ class OutputFollower:
         # Told "reconnecting" when the connection to the relay drops and "live" once re-attached after that, so a
         # person does not take a frozen screen for a frozen session.
         self.on_link = on_link
+        # Told each attach's prelude before its first byte: a terminal writes it, `logs --follow` has no use for it
+        # (its output is the log's bytes, exactly).
+        self.on_prelude = on_prelude
         self._lost = False
         self.ws: ClientConnection | None = None
         self.attached = asyncio.Event()
@@ -123,6 +129,8 @@ class OutputFollower:
             else:
                 message = decode_message(raw)
                 if isinstance(message, Attached):
+                    if self.on_prelude is not None:
+                        self.on_prelude(message.prelude)
                     self.offset = message.from_offset if self.offset is None else self.offset
                     self.size = (message.cols, message.rows)
                     self.attached.set()
@@ -180,14 +188,25 @@ def _say_link_state(state: str) -> None:
 async def attach(
     api: RelayClient, session_id: str, *, read_only: bool, detach_key: bytes, banner: str = ""
 ) -> StreamResult:
+    modes = TerminalModes()
+
+    def show(data: bytes) -> None:
+        modes.feed(data)
+        _stdout_write(data)
+
+    def show_prelude(prelude: str) -> None:
+        if data := modes.prelude_to_write(prelude):
+            _stdout_write(data)
+
     follower = OutputFollower(
         api,
         session_id,
         from_offset=None,
         read_only=read_only,
-        write=_stdout_write,
+        write=show,
         on_gap=lambda a, b: _stdout_write(f"\r\n[claudenest: {b - a} older bytes not shown]\r\n".encode()),
         on_link=_say_link_state,
+        on_prelude=show_prelude,
     )
     loop = asyncio.get_running_loop()
     stdin = sys.stdin.fileno()
@@ -239,8 +258,11 @@ async def attach(
             loop.remove_reader(stdin)
         with contextlib.suppress(Exception):
             loop.remove_signal_handler(signal.SIGWINCH)
-        if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         follow.cancel()
         with contextlib.suppress(BaseException):
             await follow
+        if os.isatty(sys.stdout.fileno()):  # after the last output byte
+            with contextlib.suppress(OSError):
+                _stdout_write(modes.restore())
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)

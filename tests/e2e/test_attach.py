@@ -7,6 +7,7 @@ import os
 import select
 import sys
 import time
+from pathlib import Path
 
 import ptyprocess
 
@@ -96,14 +97,54 @@ def test_attach_types_resizes_detaches_and_reattaches(stack: Stack) -> None:
         watcher.close()
 
 
+def test_attach_writes_the_modes_before_the_screen_and_hands_the_terminal_back(stack: Stack, tmp_path: Path) -> None:
+    # A full-screen program: alternate screen, hidden cursor, bracketed paste, mouse and application cursor keys,
+    # then a screen drawn from the top.
+    tui = tmp_path / "tui.py"
+    tui.write_text(
+        "import sys, time\n"
+        "sys.stdout.write('\\x1b[?1049h\\x1b[?25l\\x1b[?2004h\\x1b[?1000h\\x1b[?1006h\\x1b[?1h')\n"
+        "sys.stdout.write('\\x1b[H\\x1b[2Jtui-ready\\r\\n')\n"
+        "sys.stdout.flush()\n"
+        "time.sleep(600)\n"
+    )
+    sid = json.loads(stack.user.cli("sessions", "new", "--command", f"{sys.executable} {tui}", "--json").stdout)[
+        "session"
+    ]["id"]
+    wait_until(lambda: "tui-ready" in stack.user.cli("sessions", "logs", sid).stdout, message="the screen drawn")
+    term = Terminal(stack, "sessions", "attach", sid)
+    try:
+        term.expect(b"tui-ready")
+        # The alternate screen is entered before the screen is drawn, whether the replay starts before the switch
+        # or after it (then the relay's prelude carries it).
+        assert term.screen.index(b"\x1b[?1049h") < term.screen.index(b"tui-ready")
+        term.type(b"\x1d")
+        assert term.wait_exit() == 0
+        term.expect(b"detached")
+        handed_back = term.screen[term.screen.index(b"tui-ready") : term.screen.index(b"[detached")]
+        for mode_off in (b"\x1b[?1000l", b"\x1b[?1006l", b"\x1b[?2004l", b"\x1b[?1l", b"\x1b[?1049l"):
+            assert mode_off in handed_back
+        assert handed_back.endswith(b"\x1b[?25h\r\n")  # the cursor shown, then the CLI's note on stderr
+    finally:
+        term.close()
+    stack.user.cli("sessions", "kill", sid)
+
+
 def test_logs_follow_prints_everything_until_the_session_ends(stack: Stack) -> None:
-    script = "import time\nfor i in range(200):\n    print(f'row {i}', flush=True)\n    time.sleep(0.01)\n"
+    # Bracketed paste on first: a follow that attaches mid-way gets it in the relay's prelude, and must not print
+    # it (the output is the log's bytes, exactly once).
+    script = (
+        "import time\nprint(chr(27) + '[?2004h')\n"
+        "for i in range(200):\n    print(f'row {i}', flush=True)\n    time.sleep(0.01)\n"
+    )
     sid = json.loads(
         stack.user.cli("sessions", "new", "--command", f'{sys.executable} -c "{script}"', "--json").stdout
     )["session"]["id"]
+    wait_until(lambda: "row 20" in stack.user.cli("sessions", "logs", sid).stdout, message="a few rows")
     followed = stack.user.cli("sessions", "logs", sid, "--follow", seconds=60).stdout
     rows = [line for line in followed.replace("\r", "").split("\n") if line.startswith("row ")]
     assert rows == [f"row {i}" for i in range(200)]
+    assert followed == stack.user.cli("sessions", "logs", sid).stdout
 
 
 def test_attach_says_when_it_is_reconnecting_and_when_it_is_live_again(stack: Stack) -> None:

@@ -82,6 +82,25 @@ describe("control messages", () => {
     expect(status.type === "session_status" && status.permission?.tool_name).toBe("Bash");
   });
 
+  it("decodes attached with the prelude of terminal modes, an empty one when the relay sends none", () => {
+    const attached = {
+      type: "attached",
+      session_id: SID,
+      status: "running",
+      from_offset: 4096,
+      end_offset: 9000,
+      cols: 80,
+      rows: 24,
+      read_only: false,
+    };
+    const withModes = decodeMessage(JSON.stringify({ ...attached, prelude: "\x1b[?1049h\x1b[?25l\x1b[?2004h" }));
+    expect(withModes.type === "attached" && withModes.prelude).toBe("\x1b[?1049h\x1b[?25l\x1b[?2004h");
+    const without = decodeMessage(JSON.stringify(attached));
+    expect(without.type === "attached" && without.prelude).toBe("");
+    expect(without).toMatchObject({ from_offset: 4096, end_offset: 9000 });
+    expect(() => decodeMessage(JSON.stringify({ ...attached, prelude: 7 }))).toThrow(/prelude is not a string/);
+  });
+
   it("refuses text that is not JSON, has no type or an unknown type", () => {
     expect(() => decodeMessage("{")).toThrow(/not JSON/);
     expect(() => decodeMessage("[1]")).toThrow(/without a type/);

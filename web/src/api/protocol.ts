@@ -76,6 +76,12 @@ export type ServerMessage =
       cols: number;
       rows: number;
       read_only: boolean;
+      /**
+       * Escape sequences for the terminal modes in force before `from_offset` (alternate screen, hidden cursor,
+       * bracketed paste, mouse, application cursor keys): written to the terminal before the first output byte of
+       * this attach. Empty when the relay sends none.
+       */
+      prelude: string;
     }
   | { type: "gap"; session_id: string; from_offset: number; to_offset: number }
   | {
@@ -115,6 +121,11 @@ export function decodeMessage(text: string): ServerMessage {
   }
   const type = (value as { type: string }).type;
   if (!KNOWN.has(type)) throw new ProtocolError(`unknown message type ${type}`);
+  if (type === "attached") {
+    const prelude = (value as { prelude?: unknown }).prelude ?? "";
+    if (typeof prelude !== "string") throw new ProtocolError("attached.prelude is not a string");
+    return { ...(value as object), prelude } as ServerMessage;
+  }
   return value as ServerMessage;
 }
 

@@ -4,7 +4,7 @@ import type { ClientMessage, ServerMessage } from "@/api/protocol";
 import { FrameKind } from "@/api/protocol";
 import type { SocketHandlers } from "@/api/socket";
 import { gapMarker } from "@/components/terminal/cursor";
-import { FILL_BYTES, TAIL_BYTES, TerminalConnection, type SocketLike, type TerminalSink } from "./useTerminalConnection";
+import { CATCH_UP_BYTES, TAIL_BYTES, TerminalConnection, type SocketLike, type TerminalSink } from "./useTerminalConnection";
 
 const SID = "11111111-2222-3333-4444-555555555555";
 const enc = new TextEncoder();
@@ -45,16 +45,17 @@ class FakeSocket implements SocketLike {
     this.open = false;
     this.handlers.close?.(1006, "");
   }
-  attached(fromOffset: number, status = "running"): void {
+  attached(fromOffset: number, status = "running", more: { end?: number; prelude?: string } = {}): void {
     this.deliver({
       type: "attached",
       session_id: SID,
       status,
       from_offset: fromOffset,
-      end_offset: fromOffset,
+      end_offset: more.end ?? fromOffset,
       cols: 80,
       rows: 24,
       read_only: false,
+      prelude: more.prelude ?? "",
     });
   }
 }
@@ -100,12 +101,14 @@ function setup(options: { failFirst?: number; log?: Uint8Array; readOnly?: boole
 }
 
 const flush = () => vi.advanceTimersByTimeAsync(0);
+const RESET = "\x1bc";
+const MODES = "\x1b[?1049h\x1b[?25l\x1b[?2004h";
 
 describe("TerminalConnection", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
-  it("attaches a fresh page for the relay's tail, then from the next unshown byte after a drop", async () => {
+  it("attaches a fresh page for the current screen, then from the next unshown byte after a drop", async () => {
     const { connection, term, last, attaches } = setup();
     await connection.start();
     await flush();
@@ -121,7 +124,7 @@ describe("TerminalConnection", () => {
     // The relay resends from earlier than we asked (a restart behind us): no line shows twice.
     last().attached(315);
     last().output(305, "0002\n0003\n0004\n");
-    expect(term.shown).toBe("0001\n0002\n0003\n0004\n");
+    expect(term.shown).toBe(RESET + "0001\n0002\n0003\n0004\n");
     expect(connection.state.value).toBe("live");
   });
 
@@ -133,7 +136,7 @@ describe("TerminalConnection", () => {
     last().output(0, "a\n");
     last().deliver({ type: "gap", session_id: SID, from_offset: 2, to_offset: 5000 });
     last().output(5000, "b\n");
-    expect(term.shown).toMatch(/^a\n\r\n\x1b\[0;2m\[… 5 KiB of output skipped.*\x1b\[0m\r\nb\n$/);
+    expect(term.shown).toMatch(/^\x1bca\n\r\n\x1b\[0;2m\[… 5 KiB of output skipped.*\x1b\[0m\r\nb\n$/);
     expect(connection.lostBytes.value).toBe(4998);
     last().drop();
     await vi.advanceTimersByTimeAsync(1000);
@@ -294,48 +297,96 @@ describe("TerminalConnection", () => {
     expect(connection.status.value).toBe("idle");
   });
 
-  it("reads the relay's replay gap after a long drop from the log, holding live output until it is shown", async () => {
+  it("resets the terminal for the current screen and writes the prelude before the first byte", async () => {
+    const { connection, term, last } = setup();
+    await connection.start();
+    await flush();
+    term.shown = "left over";
+    last().attached(9000, "running", { end: 9500, prelude: MODES });
+    expect(term.shown).toBe("left over" + RESET + MODES);
+    last().output(9000, "\x1b[Hscreen");
+    expect(term.shown).toBe("left over" + RESET + MODES + "\x1b[Hscreen");
+  });
+
+  it("writes the prelude after a restored log tail, before live output, with no reset", async () => {
+    const log = enc.encode("\x1b[Hdrawn by a TUI that switched modes on earlier\n");
+    const { connection, term, last, attaches } = setup({ log });
+    await connection.start();
+    await flush();
+    expect(attaches()[0]).toMatchObject({ from_offset: log.length });
+    last().attached(log.length, "running", { prelude: MODES });
+    last().output(log.length, "live");
+    expect(term.shown).toBe(dec.decode(log) + MODES + "live");
+  });
+
+  it("marks bytes retention dropped before the prelude, and skips a prelude older than what is shown", async () => {
+    const { connection, term, last, attaches } = setup();
+    await connection.start();
+    await flush();
+    last().attached(0);
+    last().output(0, "a\n");
+    last().drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(attaches()[1]).toMatchObject({ from_offset: 2 });
+    last().attached(5000, "running", { end: 5002, prelude: MODES }); // retention kept only from 5000
+    last().deliver({ type: "gap", session_id: SID, from_offset: 2, to_offset: 5000 });
+    last().output(5000, "b\n");
+    expect(term.shown).toBe(RESET + "a\n" + gapMarker(4998) + MODES + "b\n");
+    expect(connection.lostBytes.value).toBe(4998);
+    // Read-only attaches again on this socket; a frame of the old attach shows before the new `attached`, whose
+    // prelude describes the modes at 5002, older than what the terminal shows now.
+    connection.setReadOnly(true);
+    expect(attaches()[2]).toMatchObject({ from_offset: 5002, read_only: true });
+    last().output(5002, "\x1b[?1049lc\n");
+    last().attached(5002, "running", { end: 5008, prelude: MODES });
+    last().output(5002, "\x1b[?1049lc\nd\n");
+    expect(term.shown.endsWith("b\n\x1b[?1049lc\nd\n")).toBe(true);
+  });
+
+  it("takes every byte missed during a drop from the relay, without reading the log", async () => {
     const text = Array.from({ length: 40000 }, (_, i) => `l${String(i).padStart(5, "0")}\n`).join(""); // 280 KB
-    const log = enc.encode(text);
-    const { connection, term, last, readLog } = setup({ log, restore: false });
+    const { connection, term, last, readLog } = setup({ restore: false });
     await connection.start();
     await flush();
     last().attached(0);
     last().output(0, text.slice(0, 7000)); // lines 0..999 shown, then the network went away
     last().drop();
     await vi.advanceTimersByTimeAsync(1000);
-    const start = log.length - 100_000; // the relay replays the last 100 KB only
-    last().attached(start);
-    last().deliver({ type: "gap", session_id: SID, from_offset: 7000, to_offset: start });
-    last().output(start, text.slice(start)); // arrives while the hole is read: held
-    last().output(log.length, "live\n");
-    await vi.advanceTimersByTimeAsync(0);
-    await flush();
-    expect(readLog).toHaveBeenCalled();
-    expect(term.shown).toBe(text + "live\n"); // every line once, in order, no marker
+    last().attached(7000, "running", { end: text.length });
+    for (let start = 7000; start < text.length; start += 65536) last().output(start, text.slice(start, start + 65536));
+    last().output(text.length, "live\n");
+    expect(term.shown).toBe(RESET + text + "live\n"); // every line once, in order, no marker
+    expect(readLog).not.toHaveBeenCalled();
     expect(connection.lostBytes.value).toBe(0);
     expect(connection.flow.pending).toBe(0);
   });
 
-  it("marks only what is older than the fill reaches, and never fills a gap from falling behind", async () => {
-    const big = new Uint8Array(5 << 20).fill(0x61);
-    const { connection, term, last } = setup({ log: big, restore: false });
+  it("after a long absence shows the last CATCH_UP_BYTES of what it missed and marks the rest skipped", async () => {
+    const { connection, term, last, attaches } = setup();
     await connection.start();
     await flush();
     last().attached(0);
     last().output(0, "a");
     last().drop();
     await vi.advanceTimersByTimeAsync(1000);
-    last().attached(big.length);
-    last().deliver({ type: "gap", session_id: SID, from_offset: 1, to_offset: big.length });
-    await flush();
-    await flush();
-    expect(connection.lostBytes.value).toBe(big.length - 1 - FILL_BYTES);
-    expect(term.shown.length).toBe(1 + gapMarker(big.length - 1 - FILL_BYTES).length + FILL_BYTES);
-    // Later, a cut-over (the relay dropped what we were too slow for): a marker, no log read.
-    last().output(big.length, "b");
-    last().deliver({ type: "gap", session_id: SID, from_offset: big.length + 1, to_offset: big.length + 5000 });
-    expect(term.shown.endsWith(gapMarker(4999))).toBe(true);
+    const end = 5 << 20;
+    last().attached(1, "running", { end, prelude: MODES });
+    const skipTo = end - CATCH_UP_BYTES;
+    expect(attaches()[attaches().length - 1]).toMatchObject({ from_offset: skipTo });
+    expect(connection.state.value).toBe("reconnecting"); // live once the new attach answers
+    last().output(1, "superseded"); // the old attach's first bytes, already on their way: dropped
+    last().output(skipTo, "superseded too");
+    last().attached(skipTo, "running", { end: end + 10, prelude: MODES });
+    last().output(skipTo, "z".repeat(CATCH_UP_BYTES + 10));
+    expect(connection.state.value).toBe("live");
+    expect(connection.lostBytes.value).toBe(skipTo - 1);
+    expect(term.shown).toBe(RESET + "a" + gapMarker(skipTo - 1) + MODES + "z".repeat(CATCH_UP_BYTES + 10));
+    // A later drop finds more than CATCH_UP_BYTES again (a flood): it catches up on each new socket, once.
+    last().drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    last().attached(end + 10, "running", { end: end + 10 + (3 << 20) });
+    last().attached(end + 10 + (1 << 20), "running", { end: end + 10 + (4 << 20) });
+    expect(attaches().map((a) => a.from_offset).slice(-2)).toEqual([end + 10, end + 10 + (1 << 20)]);
   });
 
   it("shows a pending permission until the status moves on or it is decided here", async () => {

@@ -2,6 +2,14 @@
 // exactly once (OutputCursor), mark gaps, flow control from xterm's write callback (FlowControl), reconnect with
 // backoff and resume after a network drop, a background tab, a laptop sleep or a relay restart.
 //
+// What an attach gets (docs/protocol.md "Attaching"): with a number, every byte from there that retention keeps,
+// served from the relay's log at our pace, and a `gap` only for bytes retention dropped (the log has none of them
+// either, so a gap is a loss, never read back). Without one (a fresh page whose log read failed), the current
+// screen: a replay from a point that redraws it, so the terminal is reset first. Either way `attached.prelude`,
+// the terminal modes in force where the attach starts (alternate screen, hidden cursor, bracketed paste, mouse),
+// goes to the terminal before the first byte: a replay or a log tail that starts after a program switched a mode
+// on then draws as the live terminal did.
+//
 // Scrollback on reload: a fresh page reads the persisted log's tail over HTTP (TAIL_BYTES) and attaches right
 // after it, rather than keeping bytes in sessionStorage. sessionStorage holds strings only: a 512 KiB tail is
 // 683 KiB of base64 to rewrite as output arrives, against a ~5 MB quota per origin shared by every terminal tab.
@@ -18,12 +26,14 @@ import { FlowControl } from "@/components/terminal/flow";
 
 export const TAIL_BYTES = 512 << 10;
 /**
- * The relay replays at most 256 KiB on attach (relay.replay_limit_bytes) and sends a `gap` for anything older. After
- * a long drop or a sleep the page reads that hole from the persisted log instead, up to FILL_BYTES (about what the
- * 10,000-line scrollback holds), so nothing is missing from the screen; only older bytes get a marker.
+ * After a long drop or a sleep the relay would send everything missed, however much. The page shows at most the
+ * last CATCH_UP_BYTES of it (about what the 10,000-line scrollback holds: older lines would scroll out of it
+ * anyway) and marks the rest skipped, so it is live again after parsing 2 MiB rather than, say, 50 MB. The whole
+ * of it stays in the log (`claudenest sessions logs`).
  */
-export const FILL_BYTES = 2 << 20;
-const FILL_CHUNK = 256 << 10;
+export const CATCH_UP_BYTES = 2 << 20;
+/** Full reset (RIS): the screen, scrollback and modes, in order with the bytes written before it. */
+const RESET = "\x1bc";
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const RESIZE_DEBOUNCE_MS = 120;
@@ -84,14 +94,10 @@ export class TerminalConnection {
   private connecting = false;
   private wasLive = false;
   private decided = new Set<string>();
-  /** The next gap is the relay's replay limit on this attach (set by `attached`, cleared by the first frame). */
-  private fillOnGap = false;
-  private attachStart = 0;
-  private fillGeneration = 0;
-  private filling = false;
-  /** Frames and gaps that arrived while a hole is read from the log: handled in order once it is filled. */
-  private held: ({ frame: Frame } | { gap: [number, number] })[] = [];
-  private heldBytes = 0;
+  /** This socket already skipped ahead to the last CATCH_UP_BYTES (at most once: a flood must not loop it). */
+  private skipped = false;
+  /** Attached again further on: what arrives for the superseded attach, up to the new `attached`, is dropped. */
+  private skipping = false;
   private readonly createSocket: (handlers: SocketHandlers) => SocketLike;
   private readonly readLog: (id: string, from: number, limit: number) => Promise<LogChunk>;
   private readonly random: () => number;
@@ -195,7 +201,7 @@ export class TerminalConnection {
       this.status.value = probe.status;
       this.ended.value = probe.ended;
     } catch {
-      // The log is unreachable: the relay's bounded tail on attach instead (from_offset null).
+      // The log is unreachable: the current screen on attach instead (from_offset null).
       this.cursor.next = null;
     }
   }
@@ -206,7 +212,8 @@ export class TerminalConnection {
     const previous = this.socket;
     this.socket = null;
     previous?.close();
-    this.cancelFill(); // the new attach starts from what is on screen; it gets its own gap if any
+    this.skipped = false;
+    this.skipping = false;
     this.state.value = this.wasLive || this.attempts.value > 0 ? "reconnecting" : "connecting";
     const socket = this.createSocket({
       message: (message) => {
@@ -282,10 +289,9 @@ export class TerminalConnection {
     switch (message.type) {
       case "attached":
         if (message.session_id !== this.sessionId) return;
-        this.cancelFill();
-        this.fillOnGap = this.cursor.next !== null && message.from_offset > this.cursor.next;
-        this.attachStart = message.from_offset;
-        this.cursor.attached(message.from_offset);
+        if (this.skipAhead(message.from_offset, message.end_offset)) return;
+        this.skipping = false;
+        this.startAttach(message.from_offset, message.prelude);
         this.status.value = message.status;
         this.state.value = "live";
         this.wasLive = true;
@@ -295,8 +301,8 @@ export class TerminalConnection {
         this.sendSize();
         return;
       case "gap":
-        if (message.session_id !== this.sessionId) return;
-        this.onGap(message.from_offset, message.to_offset);
+        if (message.session_id !== this.sessionId || this.skipping) return;
+        this.markLost(this.cursor.gap(message.from_offset, message.to_offset));
         return;
       case "session_status":
         if (message.session_id !== this.sessionId) return;
@@ -320,74 +326,38 @@ export class TerminalConnection {
     }
   }
 
-  private onGap(from: number, to: number): void {
-    if (this.filling) {
-      this.held.push({ gap: [from, to] });
-      return;
-    }
+  /**
+   * A resume that finds more than CATCH_UP_BYTES waiting: mark the older part skipped and attach again from the
+   * last CATCH_UP_BYTES. True when it did (the rest of this `attached` is for the superseded attach).
+   */
+  private skipAhead(fromOffset: number, endOffset: number): boolean {
     const next = this.cursor.next;
-    // Only the replay gap of this attach (it ends where the relay's replay starts); a cut-over because the page
-    // fell behind is not read back, which would only put it further behind.
-    if (this.fillOnGap && to === this.attachStart && next !== null && to > next) {
-      this.fillOnGap = false;
-      void this.fill(Math.max(from, next), to);
+    if (next === null || this.skipped || endOffset - Math.max(next, fromOffset) <= CATCH_UP_BYTES) return false;
+    this.skipped = true;
+    this.skipping = true;
+    this.markLost(this.cursor.gap(next, endOffset - CATCH_UP_BYTES));
+    this.attach();
+    return true;
+  }
+
+  /** Before the first byte of an attach: a reset for a fresh screen, then the modes in force where it starts. */
+  private startAttach(fromOffset: number, prelude: string): void {
+    const next = this.cursor.next;
+    if (next === null) {
+      this.cursor.attached(fromOffset);
+      this.write(RESET + prelude);
       return;
     }
-    this.fillOnGap = false;
-    this.markLost(this.cursor.gap(from, to));
-  }
-
-  /** Read [from, to) from the persisted log and show it, holding live frames meanwhile; mark what is not there. */
-  private async fill(from: number, to: number): Promise<void> {
-    const generation = ++this.fillGeneration;
-    this.filling = true;
-    this.markLost(this.cursor.gap(from, Math.max(from, to - FILL_BYTES))); // older than the scrollback holds
-    try {
-      while (this.cursor.next !== null && this.cursor.next < to) {
-        const position = this.cursor.next;
-        const chunk = await this.readLog(this.sessionId, position, Math.min(FILL_CHUNK, to - position));
-        if (generation !== this.fillGeneration) return;
-        if (chunk.data.length === 0 || chunk.offset >= to) break;
-        const { data, missing } = this.cursor.accept(chunk.offset, chunk.data.subarray(0, to - chunk.offset));
-        if (missing) this.markLost(missing[1] - missing[0]);
-        // One chunk at a time through xterm's parser: a 2 MiB hole never piles up unparsed.
-        if (data) await new Promise<void>((resolve) => this.write(data, resolve));
-        if (generation !== this.fillGeneration) return;
-      }
-    } catch {
-      // The log cannot be read now: what is still missing gets a marker below.
-    }
-    if (generation !== this.fillGeneration) return;
-    if (this.cursor.next !== null) this.markLost(this.cursor.gap(this.cursor.next, to));
-    this.filling = false;
-    const held = this.held;
-    this.held = [];
-    this.flow.parsed(this.heldBytes);
-    this.heldBytes = 0;
-    for (const item of held) {
-      if ("frame" in item) this.onOutput(item.frame);
-      else this.onGap(item.gap[0], item.gap[1]);
-    }
-  }
-
-  private cancelFill(): void {
-    this.fillGeneration += 1;
-    this.filling = false;
-    this.held = [];
-    this.flow.parsed(this.heldBytes);
-    this.heldBytes = 0;
+    // Bytes retention dropped: their marker goes before the prelude, where they were (the relay's `gap` for them
+    // that follows finds them marked).
+    if (next < fromOffset) this.markLost(this.cursor.gap(next, fromOffset));
+    // Past `fromOffset` already (frames of the attach this one replaced, or a relay that lost its last bytes):
+    // the terminal's modes are those of what it showed, newer than the prelude's.
+    if (next <= fromOffset && prelude) this.write(prelude);
   }
 
   private onOutput(frame: Frame): void {
-    if (frame.sessionId !== this.sessionId) return;
-    if (this.filling) {
-      // Counted as pending: a flood while the hole is read pauses the relay instead of growing this list.
-      this.held.push({ frame });
-      this.heldBytes += frame.payload.length;
-      this.flow.written(frame.payload.length);
-      return;
-    }
-    this.fillOnGap = false;
+    if (frame.sessionId !== this.sessionId || this.skipping) return;
     const { data, missing } = this.cursor.accept(frame.offset, frame.payload);
     if (missing) this.markLost(missing[1] - missing[0]);
     if (data) this.write(data);
@@ -399,13 +369,10 @@ export class TerminalConnection {
     this.write(gapMarker(bytes));
   }
 
-  private write(data: Uint8Array | string, parsed?: () => void): void {
+  private write(data: Uint8Array | string): void {
     const size = data.length;
     this.flow.written(size);
-    this.sink.write(data, () => {
-      this.flow.parsed(size);
-      parsed?.();
-    });
+    this.sink.write(data, () => this.flow.parsed(size));
   }
 
   private sendSize(): void {

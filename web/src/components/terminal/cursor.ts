@@ -17,7 +17,7 @@ export class OutputCursor {
     this.next = next;
   }
 
-  /** Where to attach from: the next byte we have not shown (null on a fresh page: the relay's bounded tail). */
+  /** Where to attach from: the next byte we have not shown (null on a fresh page: the current screen). */
   get resumeFrom(): number | null {
     return this.next;
   }
