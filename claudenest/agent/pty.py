@@ -21,6 +21,12 @@ import ptyprocess
 from claudenest.errors import SpawnError
 
 READ_SIZE = 64 << 10
+# Read until the PTY is empty, up to this much, per readable event. A cooked-mode master hands out at most ~4 KiB
+# per read, and programs write in small pieces (`fold` writes 101 bytes at a time): one read per event meant an
+# event-loop wake-up, an output callback and a link frame per ~1-4 KB. Draining cut readable events from ~500-850 to
+# ~100 per MB of a `fold -w 100` flood. The bound keeps one flooding session from holding the loop, and flow control
+# (pause_reading) is checked at least this often.
+DRAIN_BYTES = 256 << 10
 KILL_STEPS = ((signal.SIGHUP, 1.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0))
 
 
@@ -81,20 +87,29 @@ class PtyProcess:
             self._reading = True
 
     def _read(self) -> None:
-        try:
-            data = os.read(self.fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # EIO is how Linux says the other side closed
-                raise
-            data = b""
-        if data:
-            self._on_output(data)
-            return
-        self._eof = True
-        self.pause_reading()
-        self._on_eof()
+        chunks: list[bytes] = []
+        size = 0
+        eof = False
+        while size < DRAIN_BYTES:
+            try:
+                data = os.read(self.fd, min(READ_SIZE, DRAIN_BYTES - size))
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:  # EIO is how Linux says the other side closed
+                    raise
+                data = b""
+            if not data:
+                eof = True
+                break
+            chunks.append(data)
+            size += len(data)
+        if chunks:
+            self._on_output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if eof:
+            self._eof = True
+            self.pause_reading()
+            self._on_eof()
 
     # -- input --------------------------------------------------------------------------------------------------
 

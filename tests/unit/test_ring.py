@@ -55,3 +55,42 @@ def test_ring_matches_the_tail_of_everything_appended(limit: int, chunks: list[b
         assert ring.end == len(everything)
         assert ring.start == max(0, len(everything) - limit)
         assert ring.read(ring.start, limit) == everything[ring.start :]
+
+
+def test_a_full_ring_wraps_and_reads_across_the_seam() -> None:
+    ring = OutputRing(8)
+    ring.append(b"012345")
+    ring.append(b"6789ab")  # holds [4, 12): written circularly past the buffer's end
+    assert (ring.start, ring.end) == (4, 12)
+    assert ring.read(4, 100) == b"456789ab"
+    assert ring.read(7, 3) == b"789"
+    assert ring.read(6, 4) == b"6789"
+
+
+def test_one_append_larger_than_the_ring_keeps_its_tail() -> None:
+    ring = OutputRing(8)
+    ring.append(b"abc")
+    ring.append(b"0123456789")
+    assert (ring.start, ring.end) == (5, 13)
+    assert ring.read(5, 100) == b"23456789"
+    ring.append(b"xy")
+    assert ring.read(7, 100) == b"456789xy"
+
+
+@settings(database=None, max_examples=300)
+@given(
+    st.integers(1, 64),
+    st.lists(st.binary(max_size=150), max_size=20),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 100)), min_size=1, max_size=5),
+)
+def test_any_read_within_the_ring_is_the_bytes_appended_there(
+    limit: int, chunks: list[bytes], reads: list[tuple[float, int]]
+) -> None:
+    ring = OutputRing(limit)
+    everything = b""
+    for chunk in chunks:
+        ring.append(chunk)
+        everything += chunk
+        for where, size in reads:
+            offset = ring.start + round(where * (ring.end - ring.start))
+            assert ring.read(offset, size) == everything[offset : offset + size]
