@@ -67,10 +67,11 @@ class RelaySettings:
     database: str = ""  # empty: <data dir>/relay.db
     public_origin: str = ""  # e.g. https://nest.example.com; empty: derived from host and port
     max_frame_bytes: int = 1 << 20
-    ring_bytes: int = 256 << 10  # per-session output kept in relay memory (no more than a replay ever sends)
-    log_cap_bytes: int = 64 << 20  # per-session persisted output; oldest chunks dropped first
-    replay_limit_bytes: int = 256 << 10  # largest backlog a viewer is sent on attach before a gap marker
-    viewer_queue_bytes: int = 2 << 20  # a viewer further behind than this is cut over to the tail
+    ring_bytes: int = 256 << 10  # per-session output kept in relay memory; older bytes are read from the log
+    log_cap_bytes: int = 64 << 20  # per-session retention on disk; oldest segments dropped first
+    replay_limit_bytes: int = 256 << 10  # how far back a screen replay starts when no screen wipe is nearer
+    screen_replay_bytes: int = 1 << 20  # a screen wipe at most this far back is where a screen replay starts
+    viewer_queue_bytes: int = 2 << 20  # a viewer with this much queued is served from the log until it catches up
     tls_cert: str = ""
     tls_key: str = ""
     trusted_proxies: tuple[str, ...] = ()

@@ -94,7 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        hub.start()
+        await hub.start()
         await notifier.start()
         hub.sessions.notifier = notifier
         sweeper.start()

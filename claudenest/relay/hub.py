@@ -8,6 +8,7 @@ session service. Routes call the hub's and its parts' public methods only. No HT
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from claudenest import __version__
 from claudenest.config import RelaySettings
@@ -29,16 +30,26 @@ class Hub:
     def __init__(self, store: Store, settings: RelaySettings) -> None:
         self.settings = settings
         self.agents = Agents()
-        self.streams = Streams(store.sessions.get, settings.ring_bytes)
+        self.store = store
+        self.streams = Streams(self._session_row, settings.ring_bytes)
         self.output = OutputLog(store, settings, lambda: self.streams)
         self.fanout = Fanout(settings, self.output.read)
-        self.sessions = SessionService(store, self.agents, self.streams, self.fanout, self.output)
+        self.sessions = SessionService(store, settings, self.agents, self.streams, self.fanout, self.output)
         self.output.after_flush = self.sessions.forget_saved
 
-    def start(self) -> None:
-        self.output.start()
+    async def _session_row(self, session_id: str) -> dict[str, Any]:
+        """A session's row, with the output end its segment files have (the truth after a crash)."""
+        session = await self.store.sessions.get(session_id)
+        kept = await self.output.bounds(session_id)
+        if kept is not None:
+            session = {**session, "output_bytes": kept[1], "log_start_offset": kept[0]}
+        return session
+
+    async def start(self) -> None:
+        await self.output.start()
 
     async def stop(self) -> None:
+        await self.fanout.stop()
         await self.output.stop()
         await self.agents.stop()
 
@@ -101,9 +112,8 @@ class Hub:
             return
         self._ingest(stream, frame.offset, frame.payload, raw)
 
-    async def after_frame(self, session_id: str) -> None:
-        """Called before reading the agent's next frame: wait here while the relay cannot take more yet."""
-        await self.fanout.backpressure(self.streams.get(session_id))
+    async def after_frame(self) -> None:
+        """Called before reading the agent's next frame: wait here while the disk is behind (never for a viewer)."""
         await self.output.backpressure()
 
     async def agent_message(self, agent: AgentPeer, message: Message) -> None:

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from claudenest.protocol import Frame, FrameKind, Gap, Message, encode_frame, encode_message
+from claudenest.protocol import Frame, FrameKind, Message, encode_frame, encode_message
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,13 @@ class Outbox:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
-        # For a producer waiting on this peer (Hub.viewer_backpressure): set when the queue falls to ``low_water``
-        # or below, or the outbox closes; nudged by the hub when the peer detaches. Waiters clear it before each
-        # wait and re-check, so a nudge meant for another waiter costs one re-check, never a busy loop.
+        # For a viewer being served from the log (fanout.py): set when the queue falls to ``low_water`` or below,
+        # or the outbox closes; nudged when the peer detaches. The waiter clears it before each wait and re-checks,
+        # so a nudge costs one re-check, never a busy loop.
         self.low_water = low_water
         self.drained = asyncio.Event()
-        # How many times the writer found the queue empty (it had sent everything it was given): a peer that was
-        # cut over to a gap counts as caught up again only once this moves (Hub.viewer_backpressure).
-        self.emptied = 0
         # Cleared while the peer asked us to hold its output (a Flow message): items wait, and count, as they do
-        # for a slow peer, so the hub's backpressure and gap policy bound what waits.
+        # for a slow peer, so the fan-out's queue bound applies (the viewer falls back to being served from the log).
         self._flowing = asyncio.Event()
         self._flowing.set()
 
@@ -87,27 +84,6 @@ class Outbox:
         self.queued_bytes += _size(item)
         self._wake.set()
 
-    def drop_output(self, session_id: str) -> int | None:
-        """Remove queued output and gap markers of one session; return the first offset the peer will now miss.
-
-        Folding earlier gap markers in means a viewer that stays behind gets one gap, not one per cut-over.
-        """
-        first: int | None = None
-        kept: deque[Item] = deque()
-        for item in self.items:
-            if isinstance(item, Output) and item.session_id == session_id:
-                start = item.offset
-                self.queued_bytes -= len(item.data)
-            elif isinstance(item, Gap) and item.session_id == session_id:
-                start = item.from_offset
-            else:
-                kept.append(item)
-                continue
-            first = start if first is None else min(first, start)
-        self.items = kept
-        self._check_drained()
-        return first
-
     def _check_drained(self) -> None:
         if self.queued_bytes <= self.low_water:
             self.drained.set()
@@ -116,7 +92,6 @@ class Outbox:
         try:
             while True:
                 if not self.items:
-                    self.emptied += 1
                     self._wake.clear()
                     await self._wake.wait()
                     continue

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from claudenest.clock import now_iso
+from claudenest.config import RelaySettings
 from claudenest.errors import Conflict, NotFound
 from claudenest.protocol import (
     AgentHello,
@@ -32,14 +33,27 @@ from claudenest.relay.agents import AgentPeer, Agents
 from claudenest.relay.fanout import Fanout, Viewer
 from claudenest.relay.notify import Notifier, notification_for, notification_kind
 from claudenest.relay.output_log import OutputLog
+from claudenest.relay.screen import line_start
 from claudenest.relay.streams import SessionStream, Streams
 from claudenest.store import Store
 from claudenest.store.activity import Actor
 
+# How far past the replay point a line start is looked for (longer lines: the replay starts mid-line).
+LINE_SEARCH = 4096
+
 
 class SessionService:
-    def __init__(self, store: Store, agents: Agents, streams: Streams, fanout: Fanout, output: OutputLog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: RelaySettings,
+        agents: Agents,
+        streams: Streams,
+        fanout: Fanout,
+        output: OutputLog,
+    ) -> None:
         self.store = store
+        self.settings = settings
         self.agents = agents
         self.streams = streams
         self.fanout = fanout
@@ -129,6 +143,7 @@ class SessionService:
         """An ended, fully persisted stream nobody watches needs no memory: the log has it all."""
         if stream.ended and not stream.attachments and stream.exit_end is None and not stream.pending:
             self.streams.drop(stream.session_id)
+            self.output.release_soon(stream.session_id)
 
     def still_saving(self, session_id: str) -> bool:
         """True while an ended session's last output has not all reached the store (it must not be deleted yet)."""
@@ -228,7 +243,25 @@ class SessionService:
                 ended=stream.ended,
                 permission=session["pending_permission"],
             )
-        await self.fanout.attach(viewer, stream, request, session["log_start_offset"], news)
+        if request.from_offset is None:
+            start, prelude = await self._screen_start(stream)
+        else:
+            start, prelude = request.from_offset, ""
+        self.fanout.attach(viewer, stream, start=start, read_only=request.read_only, prelude=prelude, news=news)
+
+    async def _screen_start(self, stream: SessionStream) -> tuple[int, str]:
+        """Where a replay that redraws the current screen starts, and the modes to set before it (screen.py)."""
+        wipe = stream.modes.last_wipe
+        if wipe is not None and stream.end - wipe <= self.settings.screen_replay_bytes:
+            start = wipe
+        else:
+            around = max(stream.end - self.settings.replay_limit_bytes, 0)
+            if around >= stream.ring_start:
+                window = stream.ring_slice(around, LINE_SEARCH)
+            else:
+                around, window = await self.output.read(stream.session_id, around, LINE_SEARCH)
+            start = line_start(window, around) if window else around
+        return start, stream.modes.prelude(start)
 
     def detach(self, viewer: Viewer, session_id: str) -> None:
         stream = self.streams.get(session_id)

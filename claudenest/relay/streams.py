@@ -7,12 +7,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from claudenest.relay.screen import ModeTracker
+
 
 @dataclass
 class Attachment:
-    viewer: Any  # hub.Viewer
+    viewer: Any  # fanout.Viewer
     read_only: bool
     next_offset: int  # the next byte this viewer needs
+    live: bool = True  # False while it is served from the ring and the log (fanout.py)
+    held: list[Any] = field(default_factory=list)  # status messages waiting until it has caught up
 
 
 @dataclass
@@ -33,6 +37,7 @@ class SessionStream:
     attachments: dict[int, Attachment] = field(default_factory=dict)
     exit_end: int | None = None  # set once the agent reported the exit; forget when persisted reaches it
     ended: bool = False  # the process is gone
+    modes: ModeTracker = field(default_factory=ModeTracker)  # for replays that redraw the screen (screen.py)
 
     def __post_init__(self) -> None:
         self.ring_start = self.end
@@ -57,13 +62,20 @@ class SessionStream:
         if overflow > 0:
             del self.ring[:overflow]
             self.ring_start += overflow
-        self.pending.append((start, bytes(fresh)))
+        fresh = bytes(fresh)
+        self.pending.append((start, fresh))
         self.pending_bytes += len(fresh)
+        self.modes.feed(start, fresh)
         return start, fresh, gap_from
 
     def from_ring(self, start: int) -> bytes:
         """Bytes from ``start`` (at or after ring_start) to the end."""
         return bytes(self.ring[start - self.ring_start :])
+
+    def ring_slice(self, start: int, limit: int) -> bytes:
+        """Up to ``limit`` bytes from ``start`` (at or after ring_start)."""
+        at = start - self.ring_start
+        return bytes(self.ring[at : at + limit])
 
     def take_pending(self) -> list[tuple[int, bytes]]:
         taken, self.pending, self.pending_bytes = self.pending, [], 0

@@ -138,59 +138,37 @@ class SessionQueries:
         columns = ", ".join(f"{name} = ?" for name in fields)
         await self._store.execute(f"UPDATE claude_sessions SET {columns} WHERE id = ?", (*fields.values(), session_id))
 
-    # -- output log ---------------------------------------------------------------------------------------------
+    # -- output log (the bytes live in segment files, relay/segments.py; the row keeps their bounds) -------------
 
-    async def append_output(self, batches: Iterable[tuple[str, int, bytes]], cap_bytes: int) -> None:
-        """Persist ``(session_id, offset, data)`` chunks in one transaction; keep at most ``cap_bytes`` each."""
-        by_session: dict[str, list[tuple[int, bytes]]] = {}
-        for session_id, offset, data in batches:
-            by_session.setdefault(session_id, []).append((offset, data))
+    async def set_output_bounds(self, bounds: dict[str, tuple[int, int]]) -> None:
+        """Record each session's output end and oldest kept offset, as its segment files have them."""
         async with self._store.write() as db:
-            for session_id, chunks in by_session.items():
-                await db.executemany(
-                    "INSERT OR IGNORE INTO session_logs (session_id, offset, data) VALUES (?, ?, ?)",
-                    [(session_id, offset, data) for offset, data in chunks],
-                )
-                end = max(offset + len(data) for offset, data in chunks)
-                await db.execute(
-                    "UPDATE claude_sessions SET output_bytes = MAX(output_bytes, ?) WHERE id = ?",
-                    (end, session_id),
-                )
-                row = await db.fetchone(
-                    "SELECT output_bytes, log_start_offset FROM claude_sessions WHERE id = ?", (session_id,)
-                )
-                if row and row[0] - row[1] > cap_bytes:
-                    # Drop whole chunks, oldest first, until what is kept fits; the new start records the drop.
-                    keep_from = row[0] - cap_bytes
-                    await db.execute(
-                        "DELETE FROM session_logs WHERE session_id = ? AND offset + length(data) <= ?",
-                        (session_id, keep_from),
-                    )
-                    first = await db.fetchone(
-                        "SELECT MIN(offset) FROM session_logs WHERE session_id = ?", (session_id,)
-                    )
-                    await db.execute(
-                        "UPDATE claude_sessions SET log_start_offset = ? WHERE id = ?",
-                        (first[0] if first[0] is not None else row[0], session_id),
-                    )
+            await db.executemany(
+                "UPDATE claude_sessions SET output_bytes = MAX(output_bytes, ?), log_start_offset = ? WHERE id = ?",
+                [(end, start, session_id) for session_id, (end, start) in bounds.items()],
+            )
 
-    async def read_output(self, session_id: str, from_offset: int, limit: int) -> tuple[int, bytes]:
-        """Up to ``limit`` bytes from ``from_offset`` (or from the oldest byte kept, if that is later)."""
+    async def existing(self, session_ids: Iterable[str]) -> set[str]:
+        wanted = list(session_ids)
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            rows = await self._store.fetchall(
+                f"SELECT id FROM claude_sessions WHERE id IN ({', '.join('?' * len(part))})", part
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    # Relays before segment files kept output in the session_logs table; the relay moves it out once.
+
+    async def with_table_output(self) -> list[str]:
+        return [r[0] for r in await self._store.fetchall("SELECT DISTINCT session_id FROM session_logs")]
+
+    async def table_output(self, session_id: str) -> list[tuple[int, bytes]]:
         rows = await self._store.fetchall(
-            "SELECT offset, data FROM session_logs WHERE session_id = ? AND offset + length(data) > ? ORDER BY offset",
-            (session_id, from_offset),
+            "SELECT offset, data FROM session_logs WHERE session_id = ? ORDER BY offset", (session_id,)
         )
-        start: int | None = None
-        out = bytearray()
-        for offset, data in rows:
-            if start is None:
-                start = max(offset, from_offset)
-                data = data[start - offset :]
-            elif offset != start + len(out):
-                break  # a hole: stop at contiguous bytes, the caller asks again from there
-            out += data
-            if len(out) >= limit:
-                break
-        if start is None:
-            return from_offset, b""
-        return start, bytes(out[:limit])
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    async def drop_table_output(self, session_id: str) -> None:
+        await self._store.execute("DELETE FROM session_logs WHERE session_id = ?", (session_id,))

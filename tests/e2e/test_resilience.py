@@ -51,6 +51,8 @@ def test_relay_restart_loses_no_output_and_keeps_the_session(tmp_path: Path, how
         # A viewer follows the stream across the restart: it must see every byte exactly once.
         follower = Proc(claudenest("sessions", "logs", sid, "--follow"), role_env(user.home))
         wait_until(lambda: "line 00050" in _logs(user, sid), message="output flowing")
+        # The follower is past its first HTTP reads and on its WebSocket (a slow start must not meet the restart).
+        wait_until(lambda: "line 00050" in follower.output, seconds=20, message="the follower following")
 
         relay.restart(how)
         agent.proc.wait_for(r"connected to ws://", seconds=5)  # type: ignore[union-attr]

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from websockets.uri import parse_uri
 
 from claudenest.cli.attach import OutputFollower
 from claudenest.client import RelayClient
-from claudenest.protocol import Attach, ClientHello, Gap, SessionStatus, decode_message, encode_message
+from claudenest.protocol import Attach, ClientHello, Gap, SessionStatus, decode_frame, decode_message, encode_message
 from tests.e2e.harness import Relay, User, add_user, pair_agent, timeout, wait_until
 from tests.e2e.proxy import CuttableProxy
 
@@ -68,25 +67,36 @@ class StalledViewer:
     def _flush(self) -> None:
         self.sock.sendall(b"".join(self.proto.data_to_send()))
 
-    def drain(self, idle: float = 3.0) -> tuple[list[object], int]:
-        """Read everything until the relay goes quiet: (control messages, output bytes)."""
+    def drain(self, idle: float = 3.0) -> tuple[list[object], list[tuple[int, bytes]]]:
+        """Read everything until the relay goes quiet: (control messages, the output as contiguous pieces
+        (offset, bytes), checked to follow each other except where a gap says so)."""
         self.sock.settimeout(timeout(idle))
         messages: list[object] = []
-        output = 0
+        pieces: list[tuple[int, bytearray]] = []
+        at: int | None = None
         try:
             while data := self.sock.recv(1 << 20):
                 self.proto.receive_data(data)
                 for event in self.proto.events_received():
                     if isinstance(event, WsFrame) and event.opcode is Opcode.BINARY:
-                        output += len(event.data) - 25
+                        frame = decode_frame(bytes(event.data))
+                        assert at is None or frame.offset == at, f"output at {frame.offset}, expected {at}"
+                        if not pieces or pieces[-1][0] + len(pieces[-1][1]) != frame.offset:
+                            pieces.append((frame.offset, bytearray()))
+                        pieces[-1][1].extend(frame.payload)
+                        at = frame.end
                     elif isinstance(event, WsFrame) and event.opcode is Opcode.TEXT:
-                        messages.append(decode_message(bytes(event.data)))
+                        message = decode_message(bytes(event.data))
+                        messages.append(message)
+                        if isinstance(message, Gap):
+                            assert at is None or message.from_offset == at
+                            at = message.to_offset
                 self._flush()
         except TimeoutError:
             pass
         finally:
             self.sock.close()
-        return messages, output
+        return messages, [(offset, bytes(data)) for offset, data in pieces]
 
 
 def rss_kib(pid: int) -> int:
@@ -136,12 +146,15 @@ def test_a_cut_agent_link_loses_nothing(proxied: tuple[Relay, User, CuttableProx
     check_lines(user.cli("sessions", "logs", sid).stdout, n)
 
 
-async def test_a_stalled_viewer_does_not_slow_the_fast_one_and_memory_stays_bounded(tmp_path: Path) -> None:
-    relay = Relay(tmp_path / "relay").start()
+async def stalled_and_fast_viewers(
+    tmp_path: Path, n: int, **relay_env: str
+) -> tuple[bytes, list[object], list[tuple[int, bytes]], int]:
+    """A printer of ``n`` lines, one viewer that reads nothing until the end and one that reads everything:
+    (what the fast one got, the stalled one's messages and output once it reads, the relay's peak RSS in KiB)."""
+    relay = Relay(tmp_path / "relay", extra_env=relay_env).start()
     user = add_user(relay, "me@example.com", tmp_path / "cli")
     agent = pair_agent(relay, user, tmp_path / "agent", "box")
     try:
-        n = 300_000  # 30 MB
         script = tmp_path / "printer.py"
         script.write_text(PRINTER.format(n=n, delay=0, start_after=1.5))
         api = RelayClient(relay.url, user.token)
@@ -167,21 +180,44 @@ async def test_a_stalled_viewer_does_not_slow_the_fast_one_and_memory_stays_boun
         finally:
             watcher.cancel()
         assert result.status == "exited"
-        check_lines(received.decode(), n)
-        # 30 MB went through while one viewer read nothing: the relay did not buffer it all.
-        assert peak < 150 * 1024, f"relay peaked at {peak} KiB"
-
-        # The stalled viewer, when it finally reads, is told what it missed instead of getting 30 MB.
-        messages, got = stalled.drain()
-        gaps = [m for m in messages if isinstance(m, Gap)]
-        assert len(gaps) == 1
-        assert gaps[0].to_offset - gaps[0].from_offset > 10_000_000
-        assert got < 12_000_000  # what sat in socket buffers before the cut-over, plus a bounded tail
-        assert any(isinstance(m, SessionStatus) and m.status == "exited" for m in messages)
+        messages, late = stalled.drain()
         await api.close()
+        return bytes(received), messages, late, peak
     finally:
         agent.stop()
         relay.stop()
+
+
+async def test_a_stalled_viewer_costs_the_fast_one_nothing_and_loses_nothing(tmp_path: Path) -> None:
+    n = 300_000  # 30 MB, within the default retention (64 MiB)
+    received, messages, late, peak = await stalled_and_fast_viewers(tmp_path, n)
+    check_lines(received.decode(), n)
+    # 30 MB went through while one viewer read nothing: the relay did not buffer it for that viewer.
+    assert peak < 150 * 1024, f"relay peaked at {peak} KiB"
+    # The stalled viewer, once it reads, is served from the log: every byte, no gap, then the exit.
+    assert not [m for m in messages if isinstance(m, Gap)]
+    assert [offset for offset, _ in late] == [0]
+    check_lines(late[0][1].decode(), n)
+    assert any(isinstance(m, SessionStatus) and m.ended for m in messages)
+
+
+async def test_a_stalled_viewer_gets_a_gap_only_for_what_retention_dropped(tmp_path: Path) -> None:
+    n = 300_000  # 30 MB against 8 MiB of retention
+    received, messages, late, _ = await stalled_and_fast_viewers(
+        tmp_path, n, CLAUDENEST_RELAY_LOG_CAP_BYTES=str(8 << 20)
+    )
+    check_lines(received.decode(), n)
+    gaps = [m for m in messages if isinstance(m, Gap)]
+    assert len(gaps) == 1, gaps
+    # Before the gap: what it was sent before it stalled; after it: the newest output, at least the retention's
+    # worth, contiguous to the end. Every piece is the right bytes at the right offsets.
+    for offset, data in late:
+        assert data == received[offset : offset + len(data)]
+    tail_offset, tail = late[-1]
+    assert tail_offset == gaps[0].to_offset
+    assert len(tail) >= 8 << 20
+    assert tail_offset + len(tail) == len(received)
+    assert any(isinstance(m, SessionStatus) and m.ended for m in messages)
 
 
 def test_a_flood_keeps_memory_bounded_everywhere(tmp_path: Path) -> None:
@@ -204,13 +240,10 @@ def test_a_flood_keeps_memory_bounded_everywhere(tmp_path: Path) -> None:
         user.cli("sessions", "kill", sid)
         assert peaks["relay"] < 200 * 1024, peaks
         assert peaks["agent"] < 150 * 1024, peaks
-        db = tmp_path / "relay" / "data" / "relay.db"
-        kept = (
-            sqlite3.connect(db)
-            .execute("SELECT SUM(length(data)) FROM session_logs WHERE session_id = ?", (sid,))
-            .fetchone()[0]
-        )
-        assert kept <= (8 << 20) + (1 << 20)
+        segments = tmp_path / "relay" / "data" / "relay.db.output" / sid
+        kept = sum(f.stat().st_size for f in segments.iterdir())
+        # The cap, plus at most one segment (1 MiB for this cap) and the batch being written while we looked.
+        assert 8 << 20 <= kept <= (8 << 20) + (2 << 20)
     finally:
         agent.stop()
         relay.stop()

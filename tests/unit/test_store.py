@@ -263,58 +263,6 @@ async def test_revoked_machine_token_stops_working(store: Store, user: dict[str,
         await store.machines.revoke(machine["id"], user["id"])
 
 
-# -- session output --------------------------------------------------------------------------------
-
-
-async def test_output_append_and_read_with_offsets(store: Store, user: dict[str, Any]) -> None:
-    sid = await new_session(store, user["id"])
-    await store.sessions.append_output([(sid, 0, b"hello"), (sid, 5, b" world")], cap_bytes=1 << 20)
-    assert await store.sessions.read_output(sid, 0, 100) == (0, b"hello world")
-    assert await store.sessions.read_output(sid, 3, 100) == (3, b"lo world")
-    assert await store.sessions.read_output(sid, 0, 4) == (0, b"hell")
-    assert await store.sessions.read_output(sid, 11, 100) == (11, b"")
-    assert (await store.sessions.get(sid))["output_bytes"] == 11
-    # re-sent chunks are ignored, not duplicated
-    await store.sessions.append_output([(sid, 5, b" world")], cap_bytes=1 << 20)
-    assert await store.sessions.read_output(sid, 0, 100) == (0, b"hello world")
-    assert (await store.sessions.get(sid))["output_bytes"] == 11
-
-
-async def test_sessions_do_not_mix_output(store: Store, user: dict[str, Any]) -> None:
-    a, b = await new_session(store, user["id"]), await new_session(store, user["id"])
-    await store.sessions.append_output([(a, 0, b"aaa"), (b, 0, b"bbbbb"), (a, 3, b"AA")], cap_bytes=100)
-    assert await store.sessions.read_output(a, 0, 100) == (0, b"aaaAA")
-    assert await store.sessions.read_output(b, 0, 100) == (0, b"bbbbb")
-    assert (await store.sessions.get(a))["output_bytes"] == 5
-    assert (await store.sessions.get(b))["output_bytes"] == 5
-
-
-async def test_cap_drops_oldest_whole_chunks(store: Store, user: dict[str, Any]) -> None:
-    sid = await new_session(store, user["id"])
-    data = bytes(range(100))
-    await store.sessions.append_output([(sid, i, data[i : i + 10]) for i in range(0, 100, 10)], cap_bytes=35)
-    session = await store.sessions.get(sid)
-    assert session["output_bytes"] == 100
-    # keep from 65: chunks ending at or before 65 go; the chunk 60..70 straddles and stays whole.
-    assert session["log_start_offset"] == 60
-    assert await store.sessions.read_output(sid, 0, 1000) == (60, data[60:])
-    assert await store.sessions.read_output(sid, 65, 1000) == (65, data[65:])
-    # more output moves the window on: keep from 75, so the chunk 70..80 is now the oldest
-    await store.sessions.append_output([(sid, 100, b"x" * 10)], cap_bytes=35)
-    assert (await store.sessions.get(sid))["log_start_offset"] == 70
-    assert await store.sessions.read_output(sid, 0, 1000) == (70, data[70:] + b"x" * 10)
-
-
-async def test_read_output_stops_at_holes(store: Store, user: dict[str, Any]) -> None:
-    sid = await new_session(store, user["id"])
-    await store.sessions.append_output([(sid, 0, b"abc"), (sid, 10, b"xyz"), (sid, 13, b"!")], cap_bytes=1 << 20)
-    assert await store.sessions.read_output(sid, 0, 100) == (0, b"abc")
-    assert await store.sessions.read_output(sid, 1, 100) == (1, b"bc")
-    # asking from inside the hole gets the next contiguous run, starting where it really starts
-    assert await store.sessions.read_output(sid, 3, 100) == (10, b"xyz!")
-    assert (await store.sessions.get(sid))["output_bytes"] == 14
-
-
 async def test_a_session_is_live_until_completed_at_is_set(store: Store, user: dict[str, Any]) -> None:
     sid = await new_session(store, user["id"])
     machine_id = (await store.sessions.get(sid))["machine_id"]

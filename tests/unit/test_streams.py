@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claudenest import protocol as p
-from claudenest.config import RelaySettings
-from claudenest.relay.hub import Hub, Viewer
 from claudenest.relay.outbox import COALESCE_LIMIT, Outbox, Output
-from claudenest.relay.streams import Attachment, SessionStream
+from claudenest.relay.streams import SessionStream
 
 
 def stream(end: int = 0, ring_limit: int = 1024) -> SessionStream:
@@ -262,27 +258,6 @@ async def test_a_paused_peer_gets_nothing_until_it_resumes_and_its_backlog_is_co
     assert box.queued_bytes == 0
 
 
-async def test_drop_output_returns_first_dropped_offset(peer_box: tuple[Peer, Outbox]) -> None:
-    peer, box = peer_box
-    note = p.Gap(session_id=S2, from_offset=0, to_offset=3)
-    box.put(Output(S1, 10, b"12345"))
-    box.put(note)
-    box.put(Output(S2, 0, b"abc"))
-    box.put(Output(S1, 15, b"6789"))
-    box.put(p.Frame(p.FrameKind.OUTPUT, S1, 99, b"kept"))  # a ready frame is not "output" to drop
-    assert box.queued_bytes == 5 + 3 + 4 + 4
-    assert box.drop_output(S1) == 10
-    assert box.queued_bytes == 3 + 4
-    assert box.drop_output(S1) is None
-    assert box.drop_output(str(uuid.UUID(int=9))) is None
-    assert box.queued_bytes == 7
-    box.start()
-    await peer.until(3)
-    await asyncio.sleep(0.01)
-    assert peer.sent == [note, out(S2, 0, b"abc"), out(S1, 99, b"kept")]
-    assert box.queued_bytes == 0
-
-
 async def test_a_failing_peer_closes_the_outbox(peer_box: tuple[Peer, Outbox]) -> None:
     peer, box = peer_box
     peer.fail = True
@@ -316,184 +291,3 @@ async def test_the_agents_frame_is_forwarded_as_is(peer_box: tuple[Peer, Outbox]
     box.put(Output(S1, 3, b"xyz", raw))
     await peer.until(1)
     assert peer.raw[0] is raw
-
-
-# -- the hub: forwarding unchanged vs trimming, and the running unpersisted total ------------------
-
-
-def hub_with_viewer(*, queue_bytes: int = 1 << 20, replay: int = 1024) -> tuple[Hub, SessionStream, Peer, Outbox]:
-    settings = RelaySettings(viewer_queue_bytes=queue_bytes, ring_bytes=1024, replay_limit_bytes=replay)
-    hub = Hub(store=SimpleNamespace(sessions=SimpleNamespace(get=None)), settings=settings)  # type: ignore[arg-type]
-    s = SessionStream(session_id=S1, machine_id="m", user_id="u", end=0, persisted=0, ring_limit=1024)
-    hub.streams._streams[S1] = s
-    peer = Peer()
-    box = Outbox("viewer", peer.send_text, peer.send_bytes, low_water=hub.fanout.viewer_low_water())
-    viewer = Viewer(user_id="u", outbox=box)
-    viewer.sessions.add(S1)
-    s.attachments[id(viewer)] = Attachment(viewer=viewer, read_only=False, next_offset=0)
-    return hub, s, peer, box
-
-
-async def test_hub_forwards_the_agents_frame_unless_it_trims() -> None:
-    hub, s, peer, box = hub_with_viewer()
-    box.start()
-    await parked(box)
-    try:
-        raw = p.encode_frame(out(S1, 0, b"abc"))
-        hub._ingest(s, 0, b"abc", raw)
-        await peer.until(1)
-        assert peer.raw[-1] is raw
-        overlapping = p.encode_frame(out(S1, 1, b"bcdef"))  # a re-send: only "def" is new
-        hub._ingest(s, 1, b"bcdef", overlapping)
-        await peer.until(2)
-        assert peer.raw[-1] == p.encode_frame(out(S1, 3, b"def"))
-        assert peer.sent == [out(S1, 0, b"abc"), out(S1, 3, b"def")]
-        assert hub.output.unpersisted_bytes == 6 == s.pending_bytes
-    finally:
-        await box.stop()
-
-
-async def test_hub_running_unpersisted_total_follows_flushes() -> None:
-    class Sessions:
-        fail = False
-        batches: list[list[tuple[str, int, bytes]]] = []
-
-        async def append_output(self, batch: list[tuple[str, int, bytes]], cap: int) -> None:
-            if self.fail:
-                raise OSError("disk full")
-            self.batches.append(batch)
-
-    class Store:
-        sessions = Sessions()
-
-    hub, s, _, _ = hub_with_viewer()
-    hub.output.store = Store()  # type: ignore[assignment]
-    s.attachments.clear()
-    hub._ingest(s, 0, b"abcd")
-    hub._ingest(s, 2, b"cdef")
-    assert hub.output.unpersisted_bytes == 6
-    Store.sessions.fail = True
-    with pytest.raises(OSError, match="disk full"):
-        await hub.output.flush()
-    assert hub.output.unpersisted_bytes == 6 == s.pending_bytes
-    Store.sessions.fail = False
-    await hub.output.flush()
-    assert hub.output.unpersisted_bytes == 0 == s.pending_bytes
-    assert Store.sessions.batches == [[(S1, 0, b"abcd"), (S1, 4, b"ef")]]
-
-
-# Viewer backpressure: queue 4096 bytes, so the relay waits above 2048 queued and releases at 1024.
-
-
-async def behind_viewer(grace: float) -> tuple[Hub, SessionStream, Peer, Outbox, bytes]:
-    """A viewer whose writer is stuck sending the first 500 bytes while 3500 more wait in its queue."""
-    hub, s, peer, box = hub_with_viewer(queue_bytes=4096)
-    hub.fanout.viewer_grace = grace
-    peer.gate = asyncio.Event()
-    box.start()
-    data = bytes(range(256)) * 16
-    hub._ingest(s, 0, data[:500])
-    await parked(box)
-    for offset in range(500, 4000, 500):
-        hub._ingest(s, offset, data[offset : offset + 500])
-    assert box.queued_bytes == 3500
-    return hub, s, peer, box, data[:4000]
-
-
-def received(peer: Peer) -> tuple[bytes, list[p.Gap]]:
-    """The output bytes the viewer got, checked to be contiguous except where a gap marker says otherwise."""
-    got = bytearray()
-    at = 0
-    for item in peer.sent:
-        if isinstance(item, p.Gap):
-            assert item.from_offset == at
-            at = item.to_offset
-        elif isinstance(item, p.Frame):
-            assert item.offset == at
-            got += item.payload
-            at += len(item.payload)
-    return bytes(got), [m for m in peer.sent if isinstance(m, p.Gap)]
-
-
-async def test_a_slow_viewer_within_the_grace_gets_every_byte() -> None:
-    hub, s, peer, box, data = await behind_viewer(grace=5)
-    try:
-        waiting = asyncio.create_task(hub.fanout.backpressure(s))
-        await asyncio.sleep(0.1)
-        assert not waiting.done()  # the relay is not reading the agent while the viewer is behind
-        assert peer.gate is not None
-        peer.gate.set()
-        await asyncio.wait_for(waiting, 1)
-        await peer.until(2)
-        got, gaps = received(peer)
-        assert (got, gaps) == (data, [])
-        assert box.items == deque()
-    finally:
-        await box.stop()
-
-
-async def test_a_stalled_viewer_past_the_grace_gets_one_gap_and_the_wait_ends() -> None:
-    hub, s, peer, box, data = await behind_viewer(grace=0.2)
-    try:
-        started = asyncio.get_running_loop().time()
-        await asyncio.wait_for(hub.fanout.backpressure(s), 2)
-        assert 0.2 <= asyncio.get_running_loop().time() - started < 1
-        assert [type(i) for i in box.items] == [p.Gap, Output]  # cut over: a gap and the ring's tail
-        # Still stalled: no new grace for it; more output overflows its queue as before, folded into the same gap.
-        for offset in range(4000, 12000, 500):
-            hub._ingest(s, offset, bytes(500))
-            await asyncio.wait_for(hub.fanout.backpressure(s), 0.05)
-        assert peer.gate is not None
-        peer.gate.set()
-        await peer.until(3)
-        await asyncio.sleep(0.01)
-        got, gaps = received(peer)
-        full = data + bytes(8000)
-        assert len(gaps) == 1
-        assert gaps[0].from_offset == 500
-        assert got == full[:500] + full[gaps[0].to_offset :]
-    finally:
-        await box.stop()
-
-
-async def test_a_viewer_that_caught_up_after_a_cut_over_gets_its_grace_again() -> None:
-    hub, s, peer, box, _ = await behind_viewer(grace=0.1)
-    try:
-        await hub.fanout.backpressure(s)
-        viewer = next(iter(s.attachments.values())).viewer
-        assert viewer.lagging_since is not None
-        assert peer.gate is not None
-        peer.gate.set()
-        await peer.until(3)
-        await asyncio.sleep(0.01)  # the writer finds its queue empty: caught up
-        peer.gate.clear()
-        hub._ingest(s, s.end, bytes(500))
-        await parked(box)
-        for _ in range(6):
-            hub._ingest(s, s.end, bytes(500))
-        waiting = asyncio.create_task(hub.fanout.backpressure(s))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
-        assert viewer.lagging_since is None
-        peer.gate.set()
-        await asyncio.wait_for(waiting, 1)
-    finally:
-        await box.stop()
-
-
-@pytest.mark.parametrize("how", ["detach", "close"])
-async def test_a_viewer_that_leaves_ends_the_wait(how: str) -> None:
-    hub, s, _, box, _ = await behind_viewer(grace=5)
-    viewer = next(iter(s.attachments.values())).viewer
-    try:
-        waiting = asyncio.create_task(hub.fanout.backpressure(s))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
-        if how == "detach":
-            hub.sessions.detach(viewer, S1)
-        else:
-            await box.stop()
-        await asyncio.wait_for(waiting, 0.5)
-        assert viewer.lagging_since is None  # released, not cut over
-    finally:
-        await box.stop()

@@ -180,6 +180,7 @@ async def delete_session(session_id: str, user: UserDep, store: StoreDep, hub: H
     if hub.sessions.still_saving(session_id):
         raise Conflict(f"session {session_id} is still saving its last output; try again in a moment")
     await store.sessions.delete(session_id, user["id"])
+    await hub.output.delete(session_id)
     return Response(status_code=204)
 
 

@@ -122,9 +122,9 @@ async def agent_socket(websocket: WebSocket) -> None:
                 if isinstance(data, bytes):
                     frame = decode_frame(data)
                     await hub.agent_frame(agent, frame, data)
-                    # Not reading while the relay cannot take more: TCP then slows the agent, which stops reading
-                    # the PTY, so bytes wait instead of being dropped.
-                    await hub.after_frame(frame.session_id)
+                    # Not reading while the disk is behind: TCP then slows the agent, which stops reading the PTY,
+                    # so bytes wait instead of being dropped.
+                    await hub.after_frame()
                 else:
                     await hub.agent_message(agent, decode_message(data))
             except (ProtocolError, NotFound, Conflict) as exc:
