@@ -2,7 +2,8 @@
 
 The bytes live in one buffer that grows to ``limit`` and is then written circularly (offset ``o`` at ``o % limit``),
 so an append copies only its own bytes. Trimming the front of a growing bytearray instead re-allocated and copied
-the whole ring about once per MiB appended: 8 MiB copied per MiB of output, 14% of the agent's CPU on a flood.
+the whole ring about once per MiB appended (8 MiB copied per MiB of output): 0.6-0.8 against 0.35 ms/MB in
+isolation, and up to 14% of the agent's CPU in a profiled flood, where each copy landed in freshly mapped memory.
 """
 
 from __future__ import annotations
