@@ -1,20 +1,12 @@
-"""`claudenest up`: a relay and an agent for this machine; one machine is a complete setup.
-
-The relay runs in this process and the agent in a child process (`claudenest agent run`) that `up` supervises:
-two event loops on two cores, as fast as running them apart (docs/cli.md says why not a thread).
-"""
+"""`claudenest up`: a relay and an agent for this machine in one process; one machine is a complete setup."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import dataclasses
 import platform
-import signal
 import socket
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -22,29 +14,14 @@ import click
 
 from claudenest import tokens
 from claudenest.agent import credentials
+from claudenest.agent.daemon import Agent
 from claudenest.cli.common import handle_errors, out
 from claudenest.cli.relay_cmds import new_login_link, relay_settings
-from claudenest.config import update_config_file
-from claudenest.errors import AuthError, ConfigError
+from claudenest.config import load_settings, update_config_file
 from claudenest.relay.server import RunningRelay, serve
 from claudenest.store import Store
 
-log = logging.getLogger(__name__)
-
 OWNER_EMAIL = "owner@localhost"
-RESTART_FIRST = 1.0  # seconds before the first restart of an agent that died; doubled each time, up to the cap
-RESTART_CAP = 30.0
-HEALTHY_AFTER = 60.0  # an agent that ran this long starts the backoff afresh when it dies
-STOP_GRACE = 10.0  # the agent ends its sessions (SIGHUP, SIGTERM, SIGKILL: up to 8 s) before it exits
-# Exits that a restart is unlikely to cure: the relay refused the machine token (revoked, or another agent took it
-# over), or the configuration is unusable. Such an agent is started again only FATAL_RETRIES times: enough to take
-# the token back from a stale agent (one left running by an `up` killed with SIGKILL; the relay keeps the newest
-# connection of a machine), not a loop against a revoked token.
-FATAL_EXITS = {
-    AuthError.exit_code: "the relay refused this machine's token",
-    ConfigError.exit_code: "bad configuration",
-}
-FATAL_RETRIES = 2
 
 
 async def prepare_local_setup(store: Store, url: str) -> dict[str, str]:
@@ -81,77 +58,6 @@ async def prepare_local_setup(store: Store, url: str) -> dict[str, str]:
     return {"email": owner["email"], "login_url": link["url"]}
 
 
-def agent_argv(url: str, log_options: list[str]) -> list[str]:
-    """`claudenest agent run` for this relay. The agent reads the machine token that prepare_local_setup stored for
-    ``url`` (keyring or the 0600 credentials file): it is on no command line and in no environment, where `ps` or
-    /proc would show it."""
-    return [sys.executable, "-m", "claudenest", *log_options, "agent", "run", "--relay", url]
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-async def supervise_agent(argv: list[str]) -> None:
-    """Run the agent until cancelled, restarting it with backoff when it dies; cancelling stops it (SIGTERM, then
-    SIGKILL after STOP_GRACE or at a second cancel). Its log lines go to our stderr, its stdout too: up's stdout
-    holds only the next steps."""
-    delay, refusals = RESTART_FIRST, 0
-    while True:
-        started = time.monotonic()
-        try:
-            # Its own session: a Ctrl-C at the terminal reaches only `up`, which stops the agent once, in order.
-            agent = await asyncio.create_subprocess_exec(
-                *argv, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), start_new_session=True
-            )
-        except OSError as exc:
-            log.error("cannot start the agent (%s); the relay keeps running without it", exc)
-            return
-        log.info("agent started (pid %d)", agent.pid)
-        try:
-            code = await agent.wait()
-        finally:
-            if agent.returncode is None:
-                await stop_agent(agent)
-        if time.monotonic() - started >= HEALTHY_AFTER:
-            delay, refusals = RESTART_FIRST, 0
-        if code in FATAL_EXITS:
-            refusals += 1
-            if refusals > FATAL_RETRIES:
-                log.error("the agent stopped: %s (exit code %d); not restarting it", FATAL_EXITS[code], code)
-                return
-            log.warning("the agent stopped: %s (exit code %d); trying again in %.0f s", FATAL_EXITS[code], code, delay)
-        else:
-            log.warning(
-                "the agent (pid %d) ended unexpectedly (%s); restarting it in %.0f s",
-                agent.pid,
-                describe_exit(code),
-                delay,
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RESTART_CAP)
-
-
-async def stop_agent(agent: asyncio.subprocess.Process) -> None:
-    """SIGTERM, then SIGKILL after STOP_GRACE, or at once when cancelled again (a second Ctrl-C)."""
-    with contextlib.suppress(ProcessLookupError):
-        agent.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(agent.wait(), STOP_GRACE)
-    except TimeoutError:
-        log.warning("the agent (pid %d) did not stop within %.0f s; killing it", agent.pid, STOP_GRACE)
-        agent.kill()
-        await agent.wait()
-    except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            agent.kill()
-        await agent.wait()
-        raise
-
-
 @click.command()
 @click.option("--host", help="Interface for the relay (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default 8700; 0 picks a free one).")
@@ -160,18 +66,18 @@ async def stop_agent(agent: asyncio.subprocess.Process) -> None:
 def up(**flags: Any) -> None:
     """Run a relay and this machine's agent together, signed in as the local owner."""
     settings = relay_settings(**flags)
+    agent_settings = load_settings().agent
     state: dict[str, str] = {}
-    options = click.get_current_context().find_root().params  # the agent logs as `up` was told to
-    log_options = ["--log-level", str(options.get("log_level") or "INFO")]
-    if options.get("log_format"):
-        log_options += ["--log-format", str(options["log_format"])]
 
     async def prepare(store: Store, url: str) -> None:
         state.update(await prepare_local_setup(store, url), url=url)
 
     def ready(running: RunningRelay) -> None:
         url = state["url"]
-        running.companions.append(asyncio.ensure_future(supervise_agent(agent_argv(url, log_options))))
+        token = credentials.load("machine", url)
+        assert token is not None
+        agent = Agent(url, token, dataclasses.replace(agent_settings, relay_url=url))
+        running.companions.append(asyncio.ensure_future(agent.run()))
         # What to do next goes to stdout (logs go to stderr), so `claudenest up > start.txt` keeps just this.
         out.print(
             f"ClaudeNest is up at {url}\n"

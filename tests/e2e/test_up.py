@@ -1,11 +1,9 @@
-"""`claudenest up`: a relay and its supervised agent process, auto-paired to a local owner, CLI ready at once."""
+"""`claudenest up`: relay and agent in one process, auto-paired to a local owner, CLI ready at once."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import tomllib
 from pathlib import Path
 
@@ -78,86 +76,3 @@ def test_up_is_a_complete_setup_on_one_machine(tmp_path: Path) -> None:
         assert sorted(m["status"] for m in machines) == ["offline", "online"]  # this one reused, not paired again
     finally:
         up.stop()
-
-
-def parent_of(pid: int) -> int | None:
-    """The parent of a live process; None once it has exited (a zombie counts as exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
-    return None if state in ("Z", "X") else int(parent)
-
-
-def agent_processes(home: Path) -> list[int]:
-    """Live `claudenest agent run` processes of this CLAUDENEST_HOME."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue  # not a process, or gone meanwhile
-        mine = f"CLAUDENEST_HOME={home}".encode() in environ
-        if mine and b"agent" in argv and b"run" in argv and parent_of(int(entry.name)) is not None:
-            found.append(int(entry.name))
-    return found
-
-
-def agents_started(up: Proc) -> list[int]:
-    return [int(pid) for pid in re.findall(r"agent started \(pid (\d+)\)", up.output)]
-
-
-def connections(up: Proc) -> int:
-    return sum("connected to ws://" in line for line in up.lines)
-
-
-def echo_works(home: Path, word: str) -> None:
-    session = json.loads(cli(home, "sessions", "new", "--command", "bash --norc", "--json").stdout)["session"]
-    cli(home, "sessions", "send", session["id"], f"echo {word}-$((20+3))")
-    wait_until(lambda: f"{word}-23" in cli(home, "sessions", "logs", session["id"]).stdout)
-
-
-def test_the_agent_is_a_child_process_restarted_when_it_dies_and_stopped_with_up(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    up = Proc(claudenest("up", "--port", "0"), role_env(home))
-    try:
-        up.wait_for(r"connected to ws://")
-        [first] = agents_started(up)
-        # Its own process (two event loops on two cores), up's child, and the only agent of this home.
-        assert first != up.popen.pid
-        assert parent_of(first) == up.popen.pid
-        assert agent_processes(home) == [first]
-        echo_works(home, "before")
-
-        os.kill(first, signal.SIGKILL)
-        up.wait_for(r"the agent \(pid \d+\) ended unexpectedly \(killed by SIGKILL\); restarting it")
-        wait_until(lambda: len(agents_started(up)) == 2 and connections(up) == 2, message="the agent back")
-        second = agents_started(up)[1]
-        assert second != first
-        assert parent_of(second) == up.popen.pid
-        assert agent_processes(home) == [second]
-        echo_works(home, "after")
-    finally:
-        code = up.stop()
-    assert code == 0, up.output
-    assert agent_processes(home) == []
-    assert "Traceback" not in up.output
-
-
-def test_an_agent_refused_by_the_relay_is_not_restarted_and_up_keeps_serving(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    up = Proc(claudenest("up", "--port", "0"), role_env(home))
-    try:
-        up.wait_for(r"connected to ws://")
-        [machine] = json.loads(cli(home, "machines", "list", "--json").stdout)["machines"]
-        cli(home, "machines", "revoke", machine["id"])
-        # Tried again twice (a stale agent may have held the token), then left alone; the relay keeps serving.
-        up.wait_for(r"the agent stopped: the relay refused this machine's token \(exit code 4\); not restarting it")
-        assert len(agents_started(up)) == 3
-        assert agent_processes(home) == []
-        machines = json.loads(cli(home, "machines", "list", "--json").stdout)["machines"]
-        assert [m["status"] for m in machines] == ["revoked"]
-    finally:
-        assert up.stop() == 0, up.output
