@@ -71,7 +71,7 @@ class RelaySettings:
     log_cap_bytes: int = 64 << 20  # per-session retention on disk; oldest segments dropped first
     replay_limit_bytes: int = 256 << 10  # how far back a screen replay starts when no screen wipe is nearer
     screen_replay_bytes: int = 1 << 20  # a screen wipe at most this far back is where a screen replay starts
-    viewer_queue_bytes: int = 2 << 20  # a viewer with this much queued is served from the log until it catches up
+    viewer_queue_bytes: int = 1 << 20  # a viewer with this much queued is served from the log until it catches up
     tls_cert: str = ""
     tls_key: str = ""
     trusted_proxies: tuple[str, ...] = ()

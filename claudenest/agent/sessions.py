@@ -19,11 +19,11 @@ from claudenest.agent.claude import claude_argv, claude_version, headless_argv, 
 from claudenest.agent.hooks import TOKEN_ENV, HookServer, hook_settings, supports_http_hooks
 from claudenest.agent.pipe import PipeProcess
 from claudenest.agent.pty import PtyProcess
-from claudenest.agent.ring import OutputRing
 from claudenest.agent.trust import pre_accept
 from claudenest.agent.usage import StreamJsonParser, render_event, usage_from_result
 from claudenest.errors import SpawnError
 from claudenest.protocol import LiveSession, SessionState, Spawn
+from claudenest.ring import OutputRing
 
 log = logging.getLogger(__name__)
 

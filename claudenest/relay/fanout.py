@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from claudenest.config import RelaySettings
-from claudenest.protocol import Attached, Gap, Message, SessionStatus
+from claudenest.protocol import HEADER_SIZE, Attached, Gap, Message, SessionStatus
 from claudenest.relay.outbox import Outbox, Output
 from claudenest.relay.streams import Attachment, SessionStream
 
@@ -87,7 +87,8 @@ class Fanout:
         if outbox.queued_bytes + len(data) > self.settings.viewer_queue_bytes:
             self._catch_up(stream, attachment)
             return
-        outbox.put(Output(stream.session_id, start, data, frame))
+        payload = data if frame is None else memoryview(frame)[HEADER_SIZE:]
+        outbox.put(Output(stream.session_id, start, payload, frame))
         attachment.next_offset = end
 
     # -- catching up --------------------------------------------------------------------------------------------

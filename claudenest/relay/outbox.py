@@ -21,7 +21,8 @@ COALESCE_LIMIT = 256 << 10
 class Output:
     session_id: str
     offset: int
-    data: bytes
+    # A view into ``frame`` when there is one, so a queued frame is held in memory once, not twice.
+    data: bytes | memoryview
     # The encoded OUTPUT frame for exactly (session_id, offset, data) when one is at hand: the agent's own frame,
     # forwarded unchanged when the relay trimmed nothing, so no viewer pays for re-encoding it.
     frame: bytes | None = None
@@ -107,7 +108,7 @@ class Outbox:
                     await self._send_bytes(
                         item.frame
                         if item.frame is not None
-                        else encode_frame(Frame(FrameKind.OUTPUT, item.session_id, item.offset, item.data))
+                        else encode_frame(Frame(FrameKind.OUTPUT, item.session_id, item.offset, bytes(item.data)))
                     )
                 elif isinstance(item, Frame):
                     await self._send_bytes(encode_frame(item))
@@ -122,17 +123,19 @@ class Outbox:
             self.drained.set()
 
     def _coalesce(self, first: Output) -> Output:
-        data = first.data
-        while self.items and len(data) < COALESCE_LIMIT:
+        parts = [first.data]
+        size = len(first.data)
+        while self.items and size < COALESCE_LIMIT:
             nxt = self.items[0]
             if not (isinstance(nxt, Output) and nxt.session_id == first.session_id):
                 break
-            if nxt.offset != first.offset + len(data):
+            if nxt.offset != first.offset + size:
                 break
             self.items.popleft()
             self.queued_bytes -= len(nxt.data)
-            data += nxt.data
-        return Output(first.session_id, first.offset, data) if data is not first.data else first
+            parts.append(nxt.data)
+            size += len(nxt.data)
+        return Output(first.session_id, first.offset, b"".join(parts)) if len(parts) > 1 else first
 
 
 def _size(item: Item) -> int:

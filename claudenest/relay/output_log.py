@@ -27,7 +27,8 @@ from claudenest.store import Store
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.05
-FLUSH_BYTES = 256 << 10
+# Larger batches cost less per byte; what waits is safe meanwhile (the agent keeps it in its ring until resumed).
+FLUSH_BYTES = 1 << 20
 MAX_UNPERSISTED = 16 << 20
 METADATA_INTERVAL = 1.0
 

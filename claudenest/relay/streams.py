@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claudenest.relay.screen import ModeTracker
+from claudenest.ring import OutputRing
 
 
 @dataclass
@@ -30,8 +31,6 @@ class SessionStream:
     status: str = "starting"
     cols: int = 80
     rows: int = 24
-    ring: bytearray = field(default_factory=bytearray)
-    ring_start: int = 0
     pending: list[tuple[int, bytes]] = field(default_factory=list)
     pending_bytes: int = 0
     attachments: dict[int, Attachment] = field(default_factory=dict)
@@ -40,7 +39,12 @@ class SessionStream:
     modes: ModeTracker = field(default_factory=ModeTracker)  # for replays that redraw the screen (screen.py)
 
     def __post_init__(self) -> None:
-        self.ring_start = self.end
+        self.ring = OutputRing(self.ring_limit, start=self.end)
+
+    @property
+    def ring_start(self) -> int:
+        """The oldest byte the ring still holds; older ones are read from the log."""
+        return self.ring.start
 
     def accept(self, offset: int, data: bytes) -> tuple[int, bytes, int | None]:
         """Take bytes at ``offset``. Returns the new part (offset, bytes) and the start of a gap, if one opened."""
@@ -49,20 +53,15 @@ class SessionStream:
             # The agent no longer had what lay between: that range is lost for good. Say so.
             gap_from = self.end
             self.end = offset
-            self.ring.clear()
-            self.ring_start = offset
+            self.ring.reset(offset)
         skip = self.end - offset
         if skip >= len(data):
             return self.end, b"", gap_from
         fresh = data[skip:] if skip else data
         start = self.end
         self.end += len(fresh)
-        self.ring += fresh
-        overflow = len(self.ring) - self.ring_limit
-        if overflow > 0:
-            del self.ring[:overflow]
-            self.ring_start += overflow
         fresh = bytes(fresh)
+        self.ring.append(fresh)
         self.pending.append((start, fresh))
         self.pending_bytes += len(fresh)
         self.modes.feed(start, fresh)
@@ -70,12 +69,11 @@ class SessionStream:
 
     def from_ring(self, start: int) -> bytes:
         """Bytes from ``start`` (at or after ring_start) to the end."""
-        return bytes(self.ring[start - self.ring_start :])
+        return self.ring.read(start, self.end - start)
 
     def ring_slice(self, start: int, limit: int) -> bytes:
         """Up to ``limit`` bytes from ``start`` (at or after ring_start)."""
-        at = start - self.ring_start
-        return bytes(self.ring[at : at + limit])
+        return self.ring.read(start, limit)
 
     def take_pending(self) -> list[tuple[int, bytes]]:
         taken, self.pending, self.pending_bytes = self.pending, [], 0

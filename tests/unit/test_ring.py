@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claudenest.agent.ring import OutputRing
+from claudenest.ring import OutputRing
 
 
 def test_empty_ring() -> None:
@@ -94,3 +94,17 @@ def test_any_read_within_the_ring_is_the_bytes_appended_there(
         for where, size in reads:
             offset = ring.start + round(where * (ring.end - ring.start))
             assert ring.read(offset, size) == everything[offset : offset + size]
+
+
+def test_a_ring_that_starts_late_or_jumps_keeps_absolute_offsets() -> None:
+    ring = OutputRing(8, start=1000)
+    assert (ring.start, ring.end) == (1000, 1000)
+    ring.append(b"abcdef")
+    ring.append(b"ghij")  # wraps: holds the newest 8 bytes
+    assert (ring.start, ring.end) == (1002, 1010)
+    assert ring.read(1002, 100) == b"cdefghij"
+    assert ring.read(1007, 2) == b"hi"
+    ring.reset(5000)  # bytes 1010-4999 never arrived
+    ring.append(b"xyz")
+    assert (ring.start, ring.end) == (5000, 5003)
+    assert ring.read(5000, 10) == b"xyz"
