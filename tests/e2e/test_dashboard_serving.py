@@ -221,7 +221,8 @@ def test_no_raw_cookie_or_login_code_at_rest(stack: Stack) -> None:
     code = login_link(stack, stack.user.email)
     with browser(stack) as client:
         cookie_value = client.post("/api/auth/login-link", json={"code": code}).cookies["claudenest_session"]
-    data = b"".join(p.read_bytes() for p in (stack.relay.home / "data").glob("relay.db*"))
+    # Everything the relay keeps at rest: the database, its WAL and lock files, and the session output segments.
+    data = b"".join(p.read_bytes() for p in (stack.relay.home / "data").rglob("*") if p.is_file())
     assert cookie_value.encode() not in data
     assert code.encode() not in data
     assert tokens.hash_token(cookie_value).encode() in data
