@@ -2,6 +2,8 @@
 """Retrieval quality of the shared-context embedders: vector, keyword (FTS5 BM25) and hybrid (RRF) search.
 
     python scripts/eval_retrieval.py [--embedders hashing,sentence-transformers,ollama] [--json [PATH]]
+    python scripts/eval_retrieval.py --parts tune,heldout,heldout2 [--embedders ...] [--json [PATH]]
+    python scripts/eval_retrieval.py --split heldout        # one part of --set, the single table as before
 
 Loads the labelled set (tests/data/retrieval_set.json: ~300 chunks, ~60 queries with the ids of the chunks that
 answer them), embeds every chunk (its content, then its files, as the relay does) with each embedder that can be had
@@ -17,6 +19,12 @@ the first relevant chunk, 0 if none in the list) and hit@K (share of queries wit
 plus embedding speed. Everything runs in memory via claudenest.store.sqlite.connect(':memory:'), which has FTS5 and
 sqlite-vec. Embedders that cannot be had (sentence-transformers not installed, no Ollama listening) are skipped
 with the reason. See docs/benchmarks.md.
+
+Honest evaluation: every query has a kind (paraphrase, mixed, lexical: how many of its content words its answers
+share, tests/unit/test_retrieval_data.py) and the first set a split ('tune' for choosing parameters, 'heldout' for
+reporting). --parts reports each part separately, overall and per kind: tune and heldout are the first set's
+splits, heldout2 is tests/data/retrieval_heldout_2.json (another project, used for nothing but reporting). Each
+set's chunks are embedded once; a part is a subset of its set's queries ranked against all of that set's chunks.
 """
 
 from __future__ import annotations
@@ -46,6 +54,16 @@ from claudenest.store.sqlite import connect, versions  # noqa: E402
 from claudenest.text import STOP_WORDS  # noqa: E402
 
 DEFAULT_SET = REPO / "tests" / "data" / "retrieval_set.json"
+HELDOUT_2 = REPO / "tests" / "data" / "retrieval_heldout_2.json"
+# --parts: name -> (set, split of its queries; None = all of them)
+PARTS: dict[str, tuple[Path, str | None]] = {
+    "tune": (DEFAULT_SET, "tune"),
+    "heldout": (DEFAULT_SET, "heldout"),
+    "all": (DEFAULT_SET, None),
+    "heldout2": (HELDOUT_2, None),
+}
+KINDS = ("paraphrase", "mixed", "lexical")
+ROW_MODES = ("vector", "hybrid", "relay keyword", "relay vector", "relay hybrid")
 MODES = ("vector", "keyword", "hybrid")
 
 
@@ -201,9 +219,30 @@ def evaluate(rankings: list[list[str]], queries: list[dict[str, Any]], k: int) -
         recall += found / len(relevant)
         mrr += 1.0 / first if first else 0.0
         hit += 1.0 if found else 0.0
-        per_query.append({"id": q["id"], "first_relevant_rank": first, "found_in_top_k": found, "top": top})
+        per_query.append(
+            {
+                "id": q["id"],
+                "kind": q.get("kind"),
+                "first_relevant_rank": first,
+                "found_in_top_k": found,
+                "recall": found / len(relevant),
+                "top": top,
+            }
+        )
     n = len(queries)
     return Scores(recall / n, mrr / n, hit / n, per_query)
+
+
+def subset(scores: Scores, ids: set[str], kind: str | None = None) -> tuple[Scores, int]:
+    """The scores over the queries in ids (of one kind, if given), from the per-query results."""
+    rows = [r for r in scores.per_query if r["id"] in ids and (kind is None or r["kind"] == kind)]
+    if not rows:
+        return Scores(0.0, 0.0, 0.0, []), 0
+    n = len(rows)
+    recall = sum(r["recall"] for r in rows) / n
+    mrr = sum(1.0 / r["first_relevant_rank"] for r in rows if r["first_relevant_rank"]) / n
+    hit = sum(1.0 for r in rows if r["found_in_top_k"]) / n
+    return Scores(recall, mrr, hit, rows), n
 
 
 def embedder_configs(names: list[str], ollama_url: str, ollama_model: str) -> list[tuple[str, dict[str, Any]]]:
@@ -301,10 +340,27 @@ def main() -> int:
     )
     parser.add_argument("--ollama-url", default="http://127.0.0.1:11434")
     parser.add_argument("--ollama-model", default="all-minilm")
+    parser.add_argument(
+        "--split",
+        choices=("tune", "heldout"),
+        default=None,
+        help="score only the queries of this split of --set (default: all of them)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="",
+        metavar="LIST",
+        help=f"comma-separated parts to report separately, overall and per query kind, instead of the single table: "
+        f"{', '.join(PARTS)} (e.g. tune,heldout,heldout2)",
+    )
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write every number as JSON (- = stdout)")
     args = parser.parse_args()
+    if args.parts:
+        return run_parts(args)
 
     chunks, queries = load_set(args.set)
+    if args.split:
+        queries = [q for q in queries if q.get("split") == args.split]
     index = Index(chunks, drop_stop_words=args.fts_stop_words, with_files=args.with_files)
     index.bit_candidates = args.bit_candidates
     keyword = evaluate([index.keyword(q["query"], args.depth) for q in queries], queries, args.k)
@@ -374,6 +430,81 @@ def main() -> int:
                 for run in runs
             ],
         }
+        text = json.dumps(report, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def run_set(
+    path: Path, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Scores, list[EmbedderRun]]:
+    """Every mode of every embedder over all of one set's queries."""
+    chunks, queries = load_set(path)
+    index = Index(chunks, drop_stop_words=args.fts_stop_words, with_files=args.with_files)
+    index.bit_candidates = args.bit_candidates
+    keyword = evaluate([index.keyword(q["query"], args.depth) for q in queries], queries, args.k)
+    runs = []
+    for kind, config in embedder_configs(args.embedders.split(","), args.ollama_url, args.ollama_model):
+        print(f"{path.name}: embedding {len(chunks)} chunks with {kind} ...", file=sys.stderr)
+        run = run_embedder(kind, config, index, chunks, queries, args)
+        if run.skipped:
+            print(f"  skipped: {run.skipped}", file=sys.stderr)
+        runs.append(run)
+    return chunks, queries, keyword, runs
+
+
+def run_parts(args: argparse.Namespace) -> int:
+    names = [p for p in args.parts.split(",") if p]
+    unknown = [p for p in names if p not in PARTS]
+    if unknown:
+        print(f"unknown parts {unknown}; known: {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    results = {path: run_set(path, args) for path in dict.fromkeys(PARTS[p][0] for p in names)}
+    k = args.k
+    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    print(
+        f"\ndepth {args.depth} per side, RRF k={args.rrf_k}, vector weight "
+        f"{'per embedder' if args.vector_weight is None else args.vector_weight}"
+        f"{'; content only' if not args.with_files else '; content + files'}"
+        f"{f'; vector via {args.bit_candidates} bit-KNN candidates' if args.bit_candidates else ''}; {machine}"
+    )
+    groups = ("all", *KINDS)
+    report: dict[str, Any] = {"k": k, "depth": args.depth, "rrf_k": args.rrf_k, "machine": machine, "parts": {}}
+    for name in names:
+        path, split = PARTS[name]
+        chunks, queries, keyword, runs = results[path]
+        part = [q for q in queries if split is None or q.get("split") == split]
+        ids = {q["id"] for q in part}
+        counts = {g: sum(1 for q in part if g == "all" or q.get("kind") == g) for g in groups}
+        print(
+            f"\n== {name}: {path.name}{f' split {split}' if split else ''}: {len(part)} queries "
+            f"({', '.join(f'{counts[g]} {g}' for g in KINDS)}) over {len(chunks)} chunks; "
+            f"each cell recall@{k} / MRR / hit@{k}"
+        )
+        header = f"{'embedder':<34} {'mode':<14}" + "".join(f" {f'{g} ({counts[g]})':^20}" for g in groups)
+        print(header)
+        print("-" * len(header))
+        rows: list[tuple[str, str, Scores]] = [("(none: FTS5 BM25)", "keyword", keyword)]
+        for run in runs:
+            if run.skipped:
+                print(f"{run.name:<34} skipped: {run.skipped[:100]}")
+                continue
+            rows.extend((run.name, mode, run.scores[mode]) for mode in ROW_MODES)
+        part_json: dict[str, Any] = {"set": str(path), "split": split, "queries": counts, "rows": []}
+        for embedder_name, mode, scores in rows:
+            cells = []
+            row_json: dict[str, Any] = {"embedder": embedder_name, "mode": mode}
+            for g in groups:
+                s, n = subset(scores, ids, None if g == "all" else g)
+                cells.append(f"{s.recall:.3f} {s.mrr:.3f} {s.hit:.3f}" if n else "-")
+                row_json[g] = {"recall": round(s.recall, 4), "mrr": round(s.mrr, 4), "hit": round(s.hit, 4), "n": n}
+            part_json["rows"].append(row_json)
+            print(f"{embedder_name:<34} {mode:<14}" + "".join(f" {c:^20}" for c in cells))
+        report["parts"][name] = part_json
+    if args.json:
         text = json.dumps(report, indent=1)
         if args.json == "-":
             print(text)
