@@ -361,6 +361,13 @@ class RelayClient:
         except httpx.HTTPError as exc:
             raise RelayUnreachable(f"lost the event stream from {self.relay_url}: {exc}") from None
 
+    # -- shared context -------------------------------------------------------------------------------------------
+
+    async def add_context_chunks(self, project_id: str, chunks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Add chunks (``content`` and the optional fields of one chunk) all or none: ``{ids, created,
+        project_chunks}``. At most 500 a request, within the relay's 1 MiB body limit."""
+        return dict(await self._call("POST", f"/api/projects/{project_id}/context/bulk", json={"chunks": chunks}))
+
 
 def _error(response: httpx.Response) -> ClaudenestError:
     try:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import json
+from collections.abc import Iterator
+from typing import IO, Any
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from claudenest.cli.common import (
     err,
@@ -20,6 +23,10 @@ from claudenest.cli.common import (
 )
 from claudenest.cli.coordination_common import common_options, find_project, with_coordination
 from claudenest.client import RelayClient
+from claudenest.errors import ClaudenestError, InvalidRequest
+
+MAX_BATCH = 500  # the relay's most chunks a bulk request (routes/context.py MAX_BULK_CHUNKS)
+BODY_BUDGET = 960 << 10  # JSON bytes a request, under the relay's 1 MiB body limit (relay/app.py MAX_BODY_BYTES)
 
 
 @click.group()
@@ -52,6 +59,93 @@ def context_add(
         print_json({"chunk": chunk})
     else:
         click.echo(chunk["id"])
+
+
+@context.command("import")
+@click.argument("source", metavar="FILE.jsonl", type=click.File("r", encoding="utf-8"))
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=100, show_default=True, help="Chunks a request.")
+@common_options
+@relay_option
+@json_option
+@handle_errors
+def context_import(
+    source: IO[str], batch: int, project_ref: str | None, instance_token: str | None, relay_url: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Add every chunk of FILE.jsonl (- for stdin) to the project's shared context, in batches.
+
+    One JSON object a line: "content" and optionally "type", "files", "task_id", "importance", "expires_at". The
+    whole file is checked before anything is sent: a bad line stops the import (exit 2) and names its number."""
+    chunks = read_chunks(source)
+    if not chunks:
+        raise InvalidRequest(f"{source.name}: no chunks to import (one JSON object a line)")
+
+    async def send(api: RelayClient) -> dict[str, Any]:
+        project = await find_project(api, project_ref, as_instance=bool(instance_token))
+        ids: list[str] = []
+        result: dict[str, Any] = {}
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err, disable=as_json or not err.is_terminal, transient=True) as bar:
+            task = bar.add_task("import", total=len(chunks))
+            for part in batches(chunks, batch):
+                try:
+                    result = await api.add_context_chunks(project["id"], part)
+                except ClaudenestError:
+                    if ids:
+                        err.print(f"{len(ids)} of {len(chunks)} chunks were imported before this error", markup=False)
+                    raise
+                ids += result["ids"]
+                bar.advance(task, len(part))
+        return {"project": project["id"], "ids": ids, "created": len(ids), "project_chunks": result["project_chunks"]}
+
+    result = with_coordination(relay_url, instance_token, send)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"imported {result['created']} chunks ({result['project_chunks']} in the project now)")
+
+
+def read_chunks(source: IO[str]) -> list[dict[str, Any]]:
+    """Each non-blank line of ``source`` as a chunk, checked as the relay checks it; InvalidRequest names the
+    first bad line."""
+    from pydantic import ValidationError
+
+    from claudenest.relay.routes.context import ChunkCreate  # the relay's own rules, so a bad line fails here
+
+    chunks = []
+    for number, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        where = f"{source.name} line {number}"
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise InvalidRequest(f"{where}: not JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise InvalidRequest(f'{where}: expected a JSON object like {{"content": "..."}}')
+        try:
+            chunk = ChunkCreate.model_validate(value)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            field = ".".join(str(p) for p in problem["loc"]) or "line"
+            raise InvalidRequest(f"{where}: {field}: {problem['msg']}") from None
+        chunks.append(chunk.model_dump(exclude_unset=True))
+    return chunks
+
+
+def batches(chunks: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Runs of at most ``size`` chunks whose JSON stays within BODY_BUDGET (a chunk over it goes alone)."""
+    part: list[dict[str, Any]] = []
+    used = 0
+    for chunk in chunks:
+        cost = len(json.dumps(chunk).encode()) + 2
+        if part and (len(part) == size or used + cost > BODY_BUDGET):
+            yield part
+            part, used = [], 0
+        part.append(chunk)
+        used += cost
+    if part:
+        yield part
 
 
 @context.command("query")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +18,13 @@ from claudenest.relay.embedders import Embedder, make_embedder
 from claudenest.relay.summarize import ExtractiveSummarizer, Summarizer, first_sentence, make_summarizer
 from claudenest.store import Store
 from claudenest.store.activity import Actor
-from claudenest.store.context import SearchFilter, SearchResult
+from claudenest.store.context import NewChunk, SearchFilter, SearchResult
 
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4  # the usual estimate for English and code; budgets are approximate by nature
 MAX_CHUNK_CHARS = 20_000
+EMBED_BATCH = 64  # texts per embedder call in a bulk add: one worker-thread trip each, memory bounded
 MAX_PENDING_SUMMARIES = 64  # completions waiting for the summarizer beyond this keep their extractive line
 
 
@@ -72,10 +73,32 @@ class ContextService:
         return await asyncio.to_thread(self.embedder.embed, texts)
 
     async def add(self, project_id: str, content: str, **fields: Any) -> dict[str, Any]:
-        content = content.strip()[:MAX_CHUNK_CHARS]
-        files = fields.get("files") or []
-        (vector,) = await self.embed([content + ("\n" + " ".join(files) if files else "")])
-        return await self.store.context.add(project_id, content, vector, embedder=self.embedder.name, **fields)
+        (chunk_id,) = await self.add_many(project_id, [{"content": content, **fields}])
+        return await self.store.context.get(project_id, chunk_id)
+
+    async def add_many(self, project_id: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Embed ``items`` (``content`` and the optional fields of :class:`NewChunk`) EMBED_BATCH at a time, one
+        embedder call per batch, and store them all in one transaction. Returns their ids, in order."""
+        contents = [str(item["content"]).strip()[:MAX_CHUNK_CHARS] for item in items]
+        files = [list(item.get("files") or []) for item in items]
+        texts = [text + ("\n" + " ".join(names) if names else "") for text, names in zip(contents, files, strict=True)]
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            vectors += await self.embed(texts[start : start + EMBED_BATCH])
+        chunks = [
+            NewChunk(
+                content,
+                vector,
+                type=item.get("type") or "note",
+                files=tuple(names),
+                instance_id=item.get("instance_id"),
+                task_id=item.get("task_id"),
+                importance=float(item.get("importance", 0.5)),
+                expires_at=item.get("expires_at"),
+            )
+            for item, content, names, vector in zip(items, contents, files, vectors, strict=True)
+        ]
+        return await self.store.context.insert(project_id, chunks, embedder=self.embedder.name)
 
     async def query(
         self, project_id: str, text: str, *, limit: int = 5, types: Sequence[str] = (), mode: str = "hybrid"

@@ -79,6 +79,20 @@ class SearchResult:
         }
 
 
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk to store, embedded already; the fields of ``context_chunks`` a caller chooses."""
+
+    content: str
+    embedding: Sequence[float]
+    type: str = "note"
+    files: Sequence[str] = ()
+    instance_id: str | None = None
+    task_id: str | None = None
+    importance: float = 0.5
+    expires_at: str | None = None
+
+
 @dataclass
 class SearchFilter:
     project_id: str
@@ -180,63 +194,51 @@ class ContextQueries:
         importance: float = 0.5,
         expires_at: str | None = None,
     ) -> dict[str, Any]:
-        chunk_id = str(uuid.uuid4())
-        blob = pack(embedding)
-        files = list(files)
-        (code,) = codes([embedding])
-        async with self._store.write() as db:
-            await db.execute(
-                "INSERT INTO context_chunks (id, project_id, type, content, files, instance_id, task_id, importance,"
-                " expires_at, embedder, embedding, created_at, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (
-                    chunk_id,
-                    project_id,
-                    type,
-                    content,
-                    json.dumps(files),
-                    instance_id,
-                    task_id,
-                    importance,
-                    expires_at,
-                    embedder,
-                    blob,
-                    now_iso(),
-                ),
-            )
-            row = await db.fetchone("SELECT n FROM context_chunks WHERE id = ?", (chunk_id,))
-            n = row[0]
-            await db.execute(_INSERT_TERMS, (n, terms_text(content, files), project_id))
-            await db.execute(_INSERT_CODE, (n, shard(project_id, n), code))
-        self._counted(project_id, 1)
+        chunk = NewChunk(content, embedding, type, tuple(files), instance_id, task_id, importance, expires_at)
+        (chunk_id,) = await self.insert(project_id, [chunk], embedder=embedder)
         return await self.get(project_id, chunk_id)
+
+    async def insert(self, project_id: str, chunks: Sequence[NewChunk], *, embedder: str) -> list[str]:
+        """Store ``chunks`` and index them, in one transaction: all or none. Returns their ids, in order."""
+        if not chunks:
+            return []
+
+        def prepare() -> tuple[list[bytes], list[bytes], list[str]]:
+            # Before the transaction and in a worker thread: a 1 MiB bulk request's terms would hold the event loop.
+            embeddings = [c.embedding for c in chunks]
+            return [pack(e) for e in embeddings], codes(embeddings), [terms_text(c.content, c.files) for c in chunks]
+
+        blobs, item_codes, item_terms = await asyncio.to_thread(prepare)
+        ids = [str(uuid.uuid4()) for _ in chunks]
+        now = now_iso()
+        async with self._store.write() as db:
+            # The numbers SQLite itself would give (MAX(rowid) + 1 on), taken explicitly so the index rows can
+            # share them in the same executemany; the write lock keeps them ours.
+            row = await db.fetchone("SELECT COALESCE(MAX(n), 0) FROM context_chunks")
+            ns = range(int(row[0]) + 1, int(row[0]) + 1 + len(chunks))
+            await db.executemany(
+                "INSERT INTO context_chunks (n, id, project_id, type, content, files, instance_id, task_id, importance,"
+                " expires_at, embedder, embedding, created_at, indexed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                [
+                    (n, chunk_id, project_id, c.type, c.content, json.dumps(list(c.files)), c.instance_id, c.task_id)
+                    + (c.importance, c.expires_at, embedder, blob, now)
+                    for n, chunk_id, c, blob in zip(ns, ids, chunks, blobs, strict=True)
+                ],
+            )
+            await db.executemany(_INSERT_TERMS, [(n, t, project_id) for n, t in zip(ns, item_terms, strict=True)])
+            await db.executemany(
+                _INSERT_CODE, [(n, shard(project_id, n), code) for n, code in zip(ns, item_codes, strict=True)]
+            )
+        self._counted(project_id, len(chunks))
+        return ids
 
     async def add_many(
         self, project_id: str, items: Sequence[tuple[str, str, Sequence[str], Sequence[float]]], *, embedder: str
     ) -> int:
-        """Bulk insert ``(type, content, files, embedding)`` in one transaction (imports, benchmarks)."""
-        item_codes = codes([embedding for _, _, _, embedding in items])
-        async with self._store.write() as db:
-            row = await db.fetchone("SELECT COALESCE(MAX(n), 0) FROM context_chunks")
-            first = int(row[0]) + 1
-            now = now_iso()
-            chunks, terms, vectors = [], [], []
-            for offset, ((kind, content, files, embedding), code) in enumerate(zip(items, item_codes, strict=True)):
-                n = first + offset
-                chunks.append(
-                    (n, str(uuid.uuid4()), project_id, kind, content, json.dumps(list(files)), embedder)
-                    + (pack(embedding), now)
-                )
-                terms.append((n, terms_text(content, files), project_id))
-                vectors.append((n, shard(project_id, n), code))
-            await db.executemany(
-                "INSERT INTO context_chunks (n, id, project_id, type, content, files, embedder, embedding, created_at,"
-                " indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                chunks,
-            )
-            await db.executemany(_INSERT_TERMS, terms)
-            await db.executemany(_INSERT_CODE, vectors)
-        self._counted(project_id, len(items))
-        return len(items)
+        """Bulk insert ``(type, content, files, embedding)`` in one transaction (benchmarks, evaluations)."""
+        chunks = [NewChunk(content, embedding, kind, tuple(files)) for kind, content, files, embedding in items]
+        return len(await self.insert(project_id, chunks, embedder=embedder))
 
     async def get(self, project_id: str, chunk_id: str) -> dict[str, Any]:
         row = await self._store.fetchone(

@@ -26,6 +26,16 @@ class ChunkCreate(BaseModel):
     expires_at: str | None = Field(None, max_length=40, description="ISO-8601 UTC; null: never")
 
 
+MAX_BULK_CHUNKS = 500  # per bulk request; the relay's 1 MiB body limit (app.MAX_BODY_BYTES) applies as well
+
+
+class ChunkBulk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunks: list[ChunkCreate] = Field(
+        min_length=1, max_length=MAX_BULK_CHUNKS, description=f"1 to {MAX_BULK_CHUNKS} chunks, stored all or none"
+    )
+
+
 class ContextQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=4000)
@@ -52,6 +62,21 @@ async def add_chunk(body: ChunkCreate, caller: ProjectCallerDep, request: Reques
         expires_at=body.expires_at,
     )
     return {"chunk": chunk}
+
+
+@router.post("/api/projects/{project_id}/context/bulk", status_code=201)
+async def add_chunks(body: ChunkBulk, caller: ProjectCallerDep, request: Request) -> dict[str, Any]:
+    """Add many chunks at once (an import): embedded in batches and stored in one transaction, all or none. An
+    invalid chunk fails the request with 422 naming it (``chunks.3.content``) and nothing is stored."""
+    instance_id = caller.instance["id"] if caller.instance else None
+    items = [{**chunk.model_dump(), "instance_id": instance_id} for chunk in body.chunks]
+    context = service(request)
+    ids = await context.add_many(caller.project["id"], items)
+    return {
+        "ids": ids,
+        "created": len(ids),
+        "project_chunks": await context.store.context.chunks_in(caller.project["id"]),
+    }
 
 
 @router.post("/api/projects/{project_id}/context/query")
