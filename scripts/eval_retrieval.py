@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Retrieval quality of the shared-context embedders: vector, keyword (FTS5 BM25) and hybrid (RRF) search.
 
-    python scripts/eval_retrieval.py [--embedders hashing,sentence-transformers,ollama] [--json [PATH]]
+    python scripts/eval_retrieval.py [--embedders hashing,static,sentence-transformers,ollama] [--json [PATH]]
     python scripts/eval_retrieval.py --parts tune,heldout,heldout2 [--embedders ...] [--json [PATH]]
     python scripts/eval_retrieval.py --split heldout        # one part of --set, the single table as before
 
@@ -309,7 +309,7 @@ def main() -> int:
     parser.add_argument("--set", type=Path, default=DEFAULT_SET, help="labelled set (default: %(default)s)")
     parser.add_argument(
         "--embedders",
-        default="hashing,sentence-transformers,ollama",
+        default="hashing,static,sentence-transformers,ollama",
         help="comma-separated embedder kinds to try (default: %(default)s)",
     )
     parser.add_argument("--k", type=int, default=5, help="cut-off for recall@K and hit@K (default: 5)")
