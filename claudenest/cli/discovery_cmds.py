@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -67,9 +68,20 @@ def mcp_serve() -> None:
 
     Reads CLAUDENEST_RELAY_URL, CLAUDENEST_INSTANCE_TOKEN, CLAUDENEST_PROJECT_ID and CLAUDENEST_INSTANCE_ID.
     """
+    from claudenest.mcp.config import INSTRUCTIONS, McpConfig
+    from claudenest.mcp.handshake import answer_early
+
+    config = McpConfig.from_env()
+    # Claude Code waits for the answer to `initialize`; it goes out before the SDK's 0.5 s import (handshake.py).
+    forwarder = answer_early(INSTRUCTIONS)
     from claudenest.mcp.server import serve
 
-    serve()
+    try:
+        serve(config)
+    finally:
+        if forwarder is not None:
+            os.close(1)  # the SDK's output pipe: the forwarder drains it, then stops
+            forwarder.join(5)
 
 
 @mcp.command("list")

@@ -8,8 +8,6 @@ went wrong ("locked by alpha until 12:30", "task is done, not pending").
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -17,26 +15,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from claudenest import __version__
 from claudenest.client import RelayClient
-from claudenest.errors import ClaudenestError, ConfigError
+from claudenest.errors import ClaudenestError
+from claudenest.mcp.config import INSTRUCTIONS, SERVER_NAME, McpConfig
 
 PRIORITIES = ("low", "medium", "high", "critical")
 CONTEXT_FIELDS = ("summary", "architecture", "conventions", "current_focus")
-
-
-@dataclass(frozen=True)
-class McpConfig:
-    relay_url: str
-    token: str
-    project_id: str
-    instance_id: str
-
-    @classmethod
-    def from_env(cls) -> McpConfig:
-        names = ("CLAUDENEST_RELAY_URL", "CLAUDENEST_INSTANCE_TOKEN", "CLAUDENEST_PROJECT_ID", "CLAUDENEST_INSTANCE_ID")
-        missing = [n for n in names if not os.environ.get(n)]
-        if missing:
-            raise ConfigError(f"claudenest mcp serve needs {', '.join(missing)} in its environment")
-        return cls(*(os.environ[n] for n in names))
 
 
 class ProjectApi:
@@ -89,13 +72,9 @@ def lock_line(path: str, lock: dict[str, Any] | None) -> str:
 def build_server(config: McpConfig) -> MCPServer:
     api = ProjectApi(config)
     server = MCPServer(
-        name="claudenest",
+        name=SERVER_NAME,
         version=__version__,
-        instructions=(
-            "Coordinate with the other Claude instances on this project: claim a task before working on it, "
-            "take a file lock before editing a file, complete or release what you claimed, and record decisions "
-            "in the shared context."
-        ),
+        instructions=INSTRUCTIONS,
     )
 
     @server.tool(
@@ -246,6 +225,5 @@ def build_server(config: McpConfig) -> MCPServer:
     return server
 
 
-def serve() -> None:
-    config = McpConfig.from_env()
+def serve(config: McpConfig) -> None:
     build_server(config).run("stdio")
