@@ -51,6 +51,7 @@ for the numbers.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import contextlib
@@ -601,7 +602,7 @@ def relay_argv(port: int, no_deflate: bool) -> list[str]:
 
 
 @dataclass
-class Stack:
+class Stack(abc.ABC):
     """A running ClaudeNest: its URL, a user's token, the paired machine, and whose CPU and memory count."""
 
     name: str
@@ -620,18 +621,21 @@ class Stack:
         with contextlib.suppress(Exception):
             await self.api.terminate(session_id)
 
+    @abc.abstractmethod
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far, by part (never the PTY programs)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def relay_pid(self) -> int:
-        raise NotImplementedError
+        """The process that serves the relay (for its RSS)."""
 
+    @abc.abstractmethod
     def memory_pids(self) -> dict[str, int]:
-        raise NotImplementedError
+        """Every process whose memory counts, by part."""
 
+    @abc.abstractmethod
     async def stop(self) -> dict[str, int | None]:
-        raise NotImplementedError
+        """Stop every process of the deployment; their exit codes, by part."""
 
 
 @dataclass

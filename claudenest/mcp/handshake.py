@@ -12,6 +12,7 @@ dropped on the way out, and everything else passes through unchanged. Only this 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from typing import Any
@@ -28,6 +29,7 @@ CAPABILITIES = {
     "resources": {"listChanged": False, "subscribe": False},
     "tools": {"listChanged": False},
 }
+log = logging.getLogger(__name__)
 REPLAY_ID = "claudenest-early-initialize"
 
 
@@ -98,8 +100,8 @@ def _forward_input(first: bytes, source: int, sink: int) -> None:
         _write_all(sink, first)
         while chunk := os.read(source, 65536):
             _write_all(sink, chunk)
-    except OSError:
-        pass
+    except OSError as exc:  # the SDK stopped reading (it ended): nothing more to pass on
+        log.debug("mcp stdin forwarding stopped: %s", exc)
     finally:
         os.close(sink)  # the SDK reads EOF when the client closes its end
 
@@ -124,8 +126,8 @@ def _forward_output(source: int, sink: int) -> None:
             if dropped and pending:
                 _write_all(sink, pending)
                 pending = b""
-    except OSError:
-        pass
+    except OSError as exc:  # the client closed its end: nobody is left to read the answers
+        log.debug("mcp stdout forwarding stopped: %s", exc)
     finally:
         os.close(sink)
 

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from claudenest.config import RelaySettings
-from claudenest.protocol import HEADER_SIZE, Attached, Gap, Message, SessionStatus
+from claudenest.protocol import HEADER_SIZE, Attached, Error, Gap, Message, SessionStatus
 from claudenest.relay.outbox import Outbox, Output
 from claudenest.relay.streams import Attachment, SessionStream
 
@@ -144,7 +144,17 @@ class Fanout:
                 elif start == at:
                     await asyncio.sleep(UNFLUSHED_RETRY)  # older than the ring, not yet written: in the flush
         except Exception:
+            # Never leave it waiting in silence: say so and detach it; attaching again starts afresh.
             log.exception("session %s: serving viewer %s from the log failed", stream.session_id, outbox.name)
+            if attached():
+                self.detach(attachment.viewer, stream)
+                outbox.put(
+                    Error(
+                        code="internal",
+                        message="the relay could not read this session's output log; attach again",
+                        session_id=stream.session_id,
+                    )
+                )
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -67,13 +67,9 @@ class SessionStream:
         self.modes.feed(start, fresh)
         return start, fresh, gap_from
 
-    def from_ring(self, start: int) -> bytes:
-        """Bytes from ``start`` (at or after ring_start) to the end."""
-        return self.ring.read(start, self.end - start)
-
-    def ring_slice(self, start: int, limit: int) -> bytes:
-        """Up to ``limit`` bytes from ``start`` (at or after ring_start)."""
-        return self.ring.read(start, limit)
+    def ring_slice(self, start: int, limit: int | None = None) -> bytes:
+        """Up to ``limit`` bytes (all, without one) from ``start``, which is at or after ring_start."""
+        return self.ring.read(start, self.end - start if limit is None else limit)
 
     def take_pending(self) -> list[tuple[int, bytes]]:
         taken, self.pending, self.pending_bytes = self.pending, [], 0

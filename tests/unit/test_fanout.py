@@ -161,3 +161,19 @@ async def test_a_viewer_that_leaves_while_catching_up_ends_its_task(tmp_path: Pa
     await asyncio.sleep(0.05)
     assert not session.fanout._tasks
     await viewer.outbox.stop()
+
+
+async def test_a_log_that_cannot_be_read_detaches_the_viewer_with_an_error(tmp_path: Path) -> None:
+    session = Session(tmp_path, ring=1024)
+    for _ in range(5):
+        session.produce(b"z" * 1000)  # older than the ring: a viewer from 0 needs the log
+    (segment,) = (tmp_path / S1).iterdir()
+    segment.unlink()
+    segment.mkdir()  # the disk refuses: the segment cannot be read
+    peer = Peer()
+    viewer = session.viewer(peer, start=0)
+    await settle(peer)
+    errors = [m for m in peer.sent if isinstance(m, p.Error)]
+    assert [e.session_id for e in errors] == [S1]
+    assert id(viewer) not in session.stream.attachments
+    await viewer.outbox.stop()

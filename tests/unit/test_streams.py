@@ -22,9 +22,9 @@ def stream(end: int = 0, ring_limit: int = 1024) -> SessionStream:
 def test_new_stream_starts_its_ring_at_end() -> None:
     s = stream(end=500)
     assert s.ring_start == 500
-    assert s.from_ring(500) == b""
+    assert s.ring_slice(500) == b""
     assert s.accept(500, b"abc") == (500, b"abc", None)
-    assert s.from_ring(500) == b"abc"
+    assert s.ring_slice(500) == b"abc"
 
 
 def test_in_order_bytes_are_taken() -> None:
@@ -32,8 +32,8 @@ def test_in_order_bytes_are_taken() -> None:
     assert s.accept(0, b"abc") == (0, b"abc", None)
     assert s.accept(3, b"def") == (3, b"def", None)
     assert s.end == 6
-    assert s.from_ring(0) == b"abcdef"
-    assert s.from_ring(4) == b"ef"
+    assert s.ring_slice(0) == b"abcdef"
+    assert s.ring_slice(4) == b"ef"
     assert s.pending == [(0, b"abc"), (3, b"def")]
     assert s.pending_bytes == 6
 
@@ -45,7 +45,7 @@ def test_duplicate_bytes_are_ignored() -> None:
     assert s.accept(2, b"cd") == (6, b"", None)
     assert s.accept(6, b"") == (6, b"", None)
     assert s.end == 6
-    assert s.from_ring(0) == b"abcdef"
+    assert s.ring_slice(0) == b"abcdef"
     assert s.pending == [(0, b"abcdef")]
     assert s.pending_bytes == 6
 
@@ -55,7 +55,7 @@ def test_overlap_is_trimmed_to_the_new_part() -> None:
     s.accept(0, b"abcdef")
     assert s.accept(3, b"DEFghi") == (6, b"ghi", None)
     assert s.end == 9
-    assert s.from_ring(0) == b"abcdefghi"  # the already-held bytes are not replaced
+    assert s.ring_slice(0) == b"abcdefghi"  # the already-held bytes are not replaced
     assert s.pending[-1] == (6, b"ghi")
     assert s.pending_bytes == 9
 
@@ -66,7 +66,7 @@ def test_gap_is_reported_and_the_ring_restarts() -> None:
     assert s.accept(10, b"xyz") == (10, b"xyz", 3)
     assert s.end == 13
     assert s.ring_start == 10
-    assert s.from_ring(10) == b"xyz"
+    assert s.ring_slice(10) == b"xyz"
     assert s.pending == [(0, b"abc"), (10, b"xyz")]
     # the next contiguous bytes open no new gap
     assert s.accept(13, b"!") == (13, b"!", None)
@@ -83,10 +83,10 @@ def test_ring_keeps_only_ring_limit_bytes() -> None:
     s = stream(ring_limit=4)
     s.accept(0, b"abcdef")
     assert s.ring_start == 2
-    assert s.from_ring(2) == b"cdef"
-    assert s.from_ring(4) == b"ef"
+    assert s.ring_slice(2) == b"cdef"
+    assert s.ring_slice(4) == b"ef"
     s.accept(6, b"gh")
-    assert (s.ring_start, s.from_ring(4)) == (4, b"efgh")
+    assert (s.ring_start, s.ring_slice(4)) == (4, b"efgh")
     # pending keeps everything until it is persisted
     assert s.take_pending() == [(0, b"abcdef"), (6, b"gh")]
     assert (s.pending, s.pending_bytes) == ([], 0)
@@ -115,7 +115,7 @@ def test_any_resends_reassemble_the_stream(source: bytes, pieces: list[tuple[int
         assert fresh == source[offset : offset + len(fresh)]
     assert s.end == len(source)
     assert b"".join(data for _, data in s.take_pending()) == source
-    assert s.from_ring(s.ring_start) == source[-64:]
+    assert s.ring_slice(s.ring_start) == source[-64:]
 
 
 # -- outbox ----------------------------------------------------------------------------------------
